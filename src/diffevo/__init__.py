@@ -1,0 +1,59 @@
+"""diffevo: Diffusion Evolution (evolution read as denoising) at very large populations.
+
+The hot operation is the x0 estimate, an N^2 fitness- and Gaussian-weighted average
+(attention with a per-key bias), computed by one of several backends behind a single
+dispatch point: ``numpy`` (reference), ``numba`` (fast CPU, default), ``cpp`` (the
+C++ headers) and ``cuda`` (device arrays).
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version as _version
+from pathlib import Path as _Path
+
+from . import examples
+from .backends import available as available_backends
+from .core import EPS, ddim_step, kde_density, x0_estimate
+from .generators import BayesianGenerator, LatentBayesianGenerator, RandomProjection
+from .mappings import Energy, FitnessMapping, Identity, Power
+from .reference import DiffEvo
+from .schedulers import DDIMScheduler, DDIMSchedulerCosine, DDPMScheduler
+
+try:
+    __version__ = _version("diffevo")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"
+
+
+def get_include() -> str:
+    """Directory of the installed C++ headers (``#include <diffevo/...>``)."""
+    return str(_Path(__file__).parent / "include")
+
+
+def get_cmake_dir() -> str:
+    """Directory holding ``diffevoConfig.cmake``: pass it as ``-Ddiffevo_DIR=...``."""
+    return str(_Path(__file__).parent / "share" / "cmake" / "diffevo")
+
+
+__all__ = [
+    "EPS",
+    "BayesianGenerator",
+    "DDIMScheduler",
+    "DDIMSchedulerCosine",
+    "DDPMScheduler",
+    "DiffEvo",
+    "Energy",
+    "FitnessMapping",
+    "Identity",
+    "LatentBayesianGenerator",
+    "Power",
+    "RandomProjection",
+    "__version__",
+    "available_backends",
+    "ddim_step",
+    "examples",
+    "get_cmake_dir",
+    "get_include",
+    "kde_density",
+    "x0_estimate",
+]

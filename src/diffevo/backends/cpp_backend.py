@@ -1,0 +1,23 @@
+"""The C++ host backend: the header-only kernels of csrc/include/diffevo via diffevo._core."""
+
+from __future__ import annotations
+
+import numpy as np
+
+DEVICE = "cpu"
+
+
+def is_available() -> bool:
+    try:
+        from .. import _core  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def pairwise_sums(q, k, v, logc, s, inv2sigma2, online_max):
+    """See :mod:`diffevo.backends` for the contract."""
+    from .. import _core
+
+    fn = _core.pairwise_sums_f32 if q.dtype == np.float32 else _core.pairwise_sums_f64
+    return fn(q, k, v, logc, float(s), float(inv2sigma2), bool(online_max))

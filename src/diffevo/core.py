@@ -1,0 +1,195 @@
+"""The math of Diffusion Evolution, defined once (SPEC.md sections 3 and 4).
+
+Backends only compute the pairwise sums (:mod:`diffevo.backends`); everything
+around them -- the 1e-9 floors of the reference, the KDE density, the log-space
+exact mode and the DDIM step -- is written here, in array-module-generic code
+that runs on NumPy and CuPy arrays alike.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from . import backends
+from ._array import namespace
+from ._random import as_generator, standard_normal
+from ._validation import (
+    DENSITIES,
+    MODES,
+    as_population,
+    as_vector,
+    check_alpha,
+    check_choice,
+    check_noise,
+    check_positive,
+)
+
+#: the floor the reference adds to fitness, Gaussian, density and denominator
+EPS = 1e-9
+
+
+def kde_density(z: Any, bandwidth: float = 0.1, *, backend: str = "auto"):
+    """Normalised Gaussian kernel density of every member among the population.
+
+    ``p_i = N * K_i / sum_k K_k`` with ``K_i = sum_k exp(-||z_i - z_k||^2 / (2 h^2))``.
+
+    Args:
+        z: (N, d) positions (the population, or its latent code).
+        bandwidth: h > 0.
+        backend: see :func:`x0_estimate`.
+
+    Returns:
+        (N,) densities with mean 1, in z's dtype and on z's device.
+    """
+    z = as_population(z, "z")
+    h = check_positive(bandwidth, "bandwidth")
+    return _kde(z, h, backends.resolve(backend, z))
+
+
+def _kde(z, h, be):
+    xp = namespace(z)
+    n = z.shape[0]
+    no_values = xp.empty((n, 0), dtype=z.dtype)
+    zeros = xp.zeros(n, dtype=z.dtype)
+    _, k_sum, shift = be.pairwise_sums(z, z, no_values, zeros, 1.0, 1.0 / (2.0 * h * h), False)
+    k_sum = k_sum * xp.exp(shift)
+    return n * k_sum / k_sum.sum()
+
+
+def x0_estimate(
+    x: Any,
+    fitness: Any,
+    alpha: float,
+    *,
+    latent: Any = None,
+    density: str = "uniform",
+    bandwidth: float = 0.1,
+    mode: str = "reference",
+    backend: str = "auto",
+):
+    """Estimate every member's clean origin x0 (SPEC.md section 3).
+
+    ``x0_i = sum_j w_ij x_j / (sum_j w_ij + eps)`` with
+    ``w_ij = (g_j + eps) (G_ij + eps) / (p_i + eps)`` and
+    ``G_ij = exp(-||z_i - sqrt(alpha) z_j||^2 / (2 (1 - alpha)))``, z = latent or x.
+
+    Args:
+        x: (N, D) population, float32 or float64 (kept), NumPy or CuPy.
+        fitness: (N,) non-negative mapped fitness g.
+        alpha: alpha_t in (0, 1).
+        latent: optional (N, d) latent code; distances (and the density) use it,
+            the average is still over x.
+        density: ``'uniform'`` (p_i = 1/N) or ``'kde'``.
+        bandwidth: the KDE bandwidth h.
+        mode: ``'reference'`` keeps the 1e-9 floors of the published behaviour;
+            ``'exact'`` drops them (eps = 0) and sums in log space with a running
+            maximum, so it never underflows to 0/0. All-zero fitness counts as uniform.
+        backend: ``'auto'`` (numba on the CPU, cuda for device arrays), ``'numpy'``,
+            ``'cpp'``, ``'numba'`` or ``'cuda'``.
+
+    Returns:
+        (N, D) x0 estimate, same dtype and device as x.
+    """
+    x = as_population(x, "x")
+    n = x.shape[0]
+    g = as_vector(fitness, n, x.dtype, "fitness", non_negative=True)
+    a = check_alpha(alpha, "alpha", allow_one=False)
+    check_choice(density, "density", DENSITIES)
+    check_choice(mode, "mode", MODES)
+    h = check_positive(bandwidth, "bandwidth")
+    if latent is None:
+        z = x
+    else:
+        z = as_population(latent, "latent")
+        if z.shape[0] != n:
+            raise ValueError(f"latent must have N={n} rows to match x; got shape {tuple(z.shape)}")
+        z = z.astype(x.dtype, copy=False)
+    be = backends.resolve(backend, x)
+    return _x0(x, g, a, z, density, h, mode, be)
+
+
+def _x0(x, g, alpha, z, density, h, mode, be):
+    xp = namespace(x)
+    s = math.sqrt(alpha)
+    inv2sigma2 = 1.0 / (2.0 * (1.0 - alpha))
+    if mode == "exact":
+        # eps = 0: the density is a per-row constant and cancels, so it is not computed.
+        if not bool((g > 0).any()):
+            g = xp.ones_like(g)
+        with np.errstate(divide="ignore"):
+            logc = xp.log(g)  # -inf for zero fitness: those members get no weight
+        a_sum, b_sum, _ = be.pairwise_sums(z, z, x, logc, s, inv2sigma2, True)
+        return a_sum / b_sum[:, None]
+    c = g + EPS
+    a_sum, b_sum, shift = be.pairwise_sums(z, z, x, xp.log(c), s, inv2sigma2, False)
+    scale = xp.exp(shift)
+    a_sum = a_sum * scale[:, None]
+    b_sum = b_sum * scale
+    n = x.shape[0]
+    if density == "kde":
+        p = _kde(z, h, be)
+    else:
+        p = xp.full(n, 1.0 / n, dtype=x.dtype)
+    s_sum = c @ x  # (D,): sum_j c_j x_j, the eps * G floor's numerator
+    z_sum = c.sum()
+    numer = a_sum + EPS * s_sum[None, :]
+    denom = b_sum + EPS * z_sum + EPS * (p + EPS)
+    return numer / denom[:, None]
+
+
+def ddim_step(
+    x_t: Any,
+    x0: Any,
+    alpha_t: float,
+    alpha_prev: float,
+    *,
+    noise: float = 1.0,
+    z: Any = None,
+    rng: Any = None,
+):
+    """One DDIM step from x_t toward the x0 estimate (SPEC.md section 4).
+
+    Args:
+        x_t: (N, D) current population.
+        x0: (N, D) x0 estimate.
+        alpha_t: alpha of x_t, in (0, 1).
+        alpha_prev: alpha of the step's target, in [alpha_t, 1].
+        noise: 0 deterministic DDIM, 1 DDPM-like.
+        z: optional (N, D) standard normal draw (drawn from ``rng`` when omitted).
+        rng: ``numpy.random.Generator`` (or CuPy's), an int seed, or None.
+
+    Returns:
+        (N, D) x_prev, same dtype and device as x_t.
+    """
+    x_t = as_population(x_t, "x_t")
+    x0 = as_population(x0, "x0")
+    if x0.shape != x_t.shape:
+        raise ValueError(f"x0 must have x_t's shape {tuple(x_t.shape)}; got {tuple(x0.shape)}")
+    at = check_alpha(alpha_t, "alpha_t", allow_one=False)
+    ap = check_alpha(alpha_prev, "alpha_prev", allow_one=True)
+    eta = check_noise(noise)
+    if eta > 0 and ap < at:
+        raise ValueError(
+            f"alpha_prev ({ap!r}) must not be below alpha_t ({at!r}) when noise > 0: "
+            "a DDIM step moves toward the clean end"
+        )
+    if z is not None:
+        z = as_population(z, "z")
+        if z.shape != x_t.shape:
+            raise ValueError(f"z must have x_t's shape {tuple(x_t.shape)}; got {tuple(z.shape)}")
+    return _ddim(x_t, x0.astype(x_t.dtype, copy=False), at, ap, eta, z, rng)
+
+
+def _ddim(x_t, x0, at, ap, eta, z, rng):
+    sigma = eta * math.sqrt(max((1.0 - ap) / (1.0 - at) * (1.0 - at / ap), 0.0))
+    eps_t = (x_t - math.sqrt(at) * x0) / math.sqrt(1.0 - at)
+    direction = math.sqrt(max(1.0 - ap - sigma * sigma, 0.0))
+    x_prev = math.sqrt(ap) * x0 + direction * eps_t
+    if sigma > 0:
+        if z is None:
+            z = standard_normal(as_generator(rng, x_t), x_t.shape, x_t.dtype, namespace(x_t))
+        x_prev = x_prev + sigma * z.astype(x_t.dtype, copy=False)
+    return x_prev
