@@ -17,8 +17,11 @@ DENSITIES = ("uniform", "kde")
 MODES = ("reference", "exact")
 
 
-def as_population(x: Any, name: str = "x"):
-    """Check a population (N, D) of finite floats; keep float32/float64, promote ints."""
+def as_population(x: Any, name: str = "x", *, batched: bool = False):
+    """Check a population of finite floats; keep float32/float64, promote ints.
+
+    Shape (N, D), or with ``batched`` also (R, N, D): R independent populations.
+    """
     xp = namespace(x)
     if not hasattr(x, "shape"):
         x = np.asarray(x)
@@ -28,33 +31,39 @@ def as_population(x: Any, name: str = "x"):
         x = x.astype(xp.float32)
     elif x.dtype not in (xp.float32, xp.float64):
         raise TypeError(f"{name} must be a float32 or float64 array; got dtype {x.dtype}")
-    if x.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array of shape (N, D); got shape {tuple(x.shape)}")
-    if x.shape[0] < 1:
+    ndims = (2, 3) if batched else (2,)
+    if x.ndim not in ndims:
+        want = "(N, D) or (R, N, D)" if batched else "(N, D)"
+        raise ValueError(f"{name} must be an array of shape {want}; got shape {tuple(x.shape)}")
+    if min(x.shape[:-1], default=1) < 1:
         raise ValueError(f"{name} must have at least one member (N >= 1); got shape {tuple(x.shape)}")
-    if x.shape[1] < 1:
+    if x.shape[-1] < 1:
         raise ValueError(f"{name} must have at least one parameter (D >= 1); got shape {tuple(x.shape)}")
     if not bool(xp.isfinite(x).all()):
         raise ValueError(f"{name} contains NaN or inf")
     return xp.ascontiguousarray(x)
 
 
-def as_vector(f: Any, n: int, dtype, name: str = "fitness", *, non_negative: bool = False):
-    """Check a per-member vector of length n: finite, optionally non-negative."""
+def as_vector(f: Any, shape: int | tuple, dtype, name: str = "fitness", *,
+              non_negative: bool = False):
+    """Check a per-member vector of shape (N,) (or (R, N) for batches): finite, maybe >= 0."""
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
     xp = namespace(f) if hasattr(f, "shape") else np
     f = xp.asarray(f)
     if f.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be a real-valued array; got dtype {f.dtype}")
-    if f.ndim == 2 and f.shape[1] == 1:
-        f = f[:, 0]
-    if f.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D array of length N={n}; got shape {tuple(f.shape)}")
-    if f.shape[0] != n:
-        raise ValueError(f"{name} must have length N={n} to match the population; got {f.shape[0]}")
+    if f.ndim == len(shape) + 1 and f.shape[-1] == 1:
+        f = f[..., 0]
+    if tuple(f.shape) != shape:
+        if len(shape) == 1 and f.ndim == 1:
+            raise ValueError(
+                f"{name} must have length N={shape[0]} to match the population; got {f.shape[0]}")
+        raise ValueError(f"{name} must have shape {shape} to match the population; "
+                         f"got {tuple(f.shape)}")
     f = xp.ascontiguousarray(f, dtype=dtype)
     if not bool(xp.isfinite(f).all()):
         raise ValueError(f"{name} contains NaN or inf")
-    if non_negative and n and float(f.min()) < 0:
+    if non_negative and f.size and float(f.min()) < 0:
         raise ValueError(
             f"{name} must be non-negative (it is a mapped fitness weight); "
             f"min is {float(f.min())!r}: use a fitness mapping such as Energy() or Power()"

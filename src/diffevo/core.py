@@ -37,26 +37,27 @@ def kde_density(z: Any, bandwidth: float = 0.1, *, backend: str = "auto"):
     ``p_i = N * K_i / sum_k K_k`` with ``K_i = sum_k exp(-||z_i - z_k||^2 / (2 h^2))``.
 
     Args:
-        z: (N, d) positions (the population, or its latent code).
+        z: (N, d) positions (the population, or its latent code); (R, N, d) for R
+            independent populations.
         bandwidth: h > 0.
         backend: see :func:`x0_estimate`.
 
     Returns:
-        (N,) densities with mean 1, in z's dtype and on z's device.
+        (N,) (or (R, N)) densities with mean 1, in z's dtype and on z's device.
     """
-    z = as_population(z, "z")
+    z = as_population(z, "z", batched=True)
     h = check_positive(bandwidth, "bandwidth")
     return _kde(z, h, backends.resolve(backend, z))
 
 
 def _kde(z, h, be):
     xp = namespace(z)
-    n = z.shape[0]
-    no_values = xp.empty((n, 0), dtype=z.dtype)
-    zeros = xp.zeros(n, dtype=z.dtype)
+    n = z.shape[-2]
+    no_values = xp.empty(z.shape[:-1] + (0,), dtype=z.dtype)
+    zeros = xp.zeros(z.shape[:-1], dtype=z.dtype)
     _, k_sum, shift = be.pairwise_sums(z, z, no_values, zeros, 1.0, 1.0 / (2.0 * h * h), False)
     k_sum = k_sum * xp.exp(shift)
-    return n * k_sum / k_sum.sum()
+    return n * k_sum / k_sum.sum(axis=-1, keepdims=True)
 
 
 def x0_estimate(
@@ -77,10 +78,11 @@ def x0_estimate(
     ``G_ij = exp(-||z_i - sqrt(alpha) z_j||^2 / (2 (1 - alpha)))``, z = latent or x.
 
     Args:
-        x: (N, D) population, float32 or float64 (kept), NumPy or CuPy.
-        fitness: (N,) non-negative mapped fitness g.
+        x: (N, D) population, float32 or float64 (kept), NumPy or CuPy; or
+            (R, N, D): R independent populations estimated in one backend call.
+        fitness: (N,) (or (R, N)) non-negative mapped fitness g.
         alpha: alpha_t in (0, 1).
-        latent: optional (N, d) latent code; distances (and the density) use it,
+        latent: optional (N, d) (or (R, N, d)) latent code; distances (and the density) use it,
             the average is still over x.
         density: ``'uniform'`` (p_i = 1/N) or ``'kde'``.
         bandwidth: the KDE bandwidth h.
@@ -91,11 +93,10 @@ def x0_estimate(
             ``'cpp'``, ``'numba'`` or ``'cuda'``.
 
     Returns:
-        (N, D) x0 estimate, same dtype and device as x.
+        (N, D) (or (R, N, D)) x0 estimate, same dtype and device as x.
     """
-    x = as_population(x, "x")
-    n = x.shape[0]
-    g = as_vector(fitness, n, x.dtype, "fitness", non_negative=True)
+    x = as_population(x, "x", batched=True)
+    g = as_vector(fitness, x.shape[:-1], x.dtype, "fitness", non_negative=True)
     a = check_alpha(alpha, "alpha", allow_one=False)
     check_choice(density, "density", DENSITIES)
     check_choice(mode, "mode", MODES)
@@ -103,9 +104,10 @@ def x0_estimate(
     if latent is None:
         z = x
     else:
-        z = as_population(latent, "latent")
-        if z.shape[0] != n:
-            raise ValueError(f"latent must have N={n} rows to match x; got shape {tuple(z.shape)}")
+        z = as_population(latent, "latent", batched=True)
+        if z.shape[:-1] != x.shape[:-1]:
+            raise ValueError(f"latent must have shape {tuple(x.shape[:-1])} + (d,) to match x; "
+                             f"got shape {tuple(z.shape)}")
         z = z.astype(x.dtype, copy=False)
     be = backends.resolve(backend, x)
     return _x0(x, g, a, z, density, h, mode, be)
@@ -117,27 +119,27 @@ def _x0(x, g, alpha, z, density, h, mode, be):
     inv2sigma2 = 1.0 / (2.0 * (1.0 - alpha))
     if mode == "exact":
         # eps = 0: the density is a per-row constant and cancels, so it is not computed.
-        if not bool((g > 0).any()):
-            g = xp.ones_like(g)
+        # a population with no positive weight at all counts as uniform
+        g = xp.where((g > 0).any(axis=-1, keepdims=True), g, xp.ones_like(g))
         with np.errstate(divide="ignore"):
             logc = xp.log(g)  # -inf for zero fitness: those members get no weight
         a_sum, b_sum, _ = be.pairwise_sums(z, z, x, logc, s, inv2sigma2, True)
-        return a_sum / b_sum[:, None]
+        return a_sum / b_sum[..., None]
     c = g + EPS
     a_sum, b_sum, shift = be.pairwise_sums(z, z, x, xp.log(c), s, inv2sigma2, False)
     scale = xp.exp(shift)
-    a_sum = a_sum * scale[:, None]
+    a_sum = a_sum * scale[..., None]
     b_sum = b_sum * scale
-    n = x.shape[0]
+    n = x.shape[-2]
     if density == "kde":
         p = _kde(z, h, be)
     else:
-        p = xp.full(n, 1.0 / n, dtype=x.dtype)
-    s_sum = c @ x  # (D,): sum_j c_j x_j, the eps * G floor's numerator
-    z_sum = c.sum()
-    numer = a_sum + EPS * s_sum[None, :]
+        p = xp.full(x.shape[:-1], 1.0 / n, dtype=x.dtype)
+    s_sum = (c[..., None, :] @ x)[..., 0, :]  # (..., D): sum_j c_j x_j, the eps*G floor's numerator
+    z_sum = c.sum(axis=-1, keepdims=True)
+    numer = a_sum + EPS * s_sum[..., None, :]
     denom = b_sum + EPS * z_sum + EPS * (p + EPS)
-    return numer / denom[:, None]
+    return numer / denom[..., None]
 
 
 def ddim_step(
@@ -153,19 +155,19 @@ def ddim_step(
     """One DDIM step from x_t toward the x0 estimate (SPEC.md section 4).
 
     Args:
-        x_t: (N, D) current population.
-        x0: (N, D) x0 estimate.
+        x_t: (N, D) (or (R, N, D)) current population.
+        x0: x0 estimate, x_t's shape.
         alpha_t: alpha of x_t, in (0, 1).
         alpha_prev: alpha of the step's target, in [alpha_t, 1].
         noise: 0 deterministic DDIM, 1 DDPM-like.
-        z: optional (N, D) standard normal draw (drawn from ``rng`` when omitted).
+        z: optional standard normal draw of x_t's shape (drawn from ``rng`` when omitted).
         rng: ``numpy.random.Generator`` (or CuPy's), an int seed, or None.
 
     Returns:
-        (N, D) x_prev, same dtype and device as x_t.
+        x_prev of x_t's shape, dtype and device.
     """
-    x_t = as_population(x_t, "x_t")
-    x0 = as_population(x0, "x0")
+    x_t = as_population(x_t, "x_t", batched=True)
+    x0 = as_population(x0, "x0", batched=True)
     if x0.shape != x_t.shape:
         raise ValueError(f"x0 must have x_t's shape {tuple(x_t.shape)}; got {tuple(x0.shape)}")
     at = check_alpha(alpha_t, "alpha_t", allow_one=False)
@@ -177,7 +179,7 @@ def ddim_step(
             "a DDIM step moves toward the clean end"
         )
     if z is not None:
-        z = as_population(z, "z")
+        z = as_population(z, "z", batched=True)
         if z.shape != x_t.shape:
             raise ValueError(f"z must have x_t's shape {tuple(x_t.shape)}; got {tuple(z.shape)}")
     return _ddim(x_t, x0.astype(x_t.dtype, copy=False), at, ap, eta, z, rng)

@@ -20,6 +20,13 @@ def is_available() -> bool:
 
 def pairwise_sums(q, k, v, logc, s, inv2sigma2, online_max):
     """See :mod:`diffevo.backends` for the contract."""
+    if q.ndim == 3:  # R independent populations, one after the other
+        parts = [_pairwise_sums_2d(*args, s, inv2sigma2, online_max) for args in zip(q, k, v, logc)]
+        return tuple(np.stack(p) for p in zip(*parts))
+    return _pairwise_sums_2d(q, k, v, logc, s, inv2sigma2, online_max)
+
+
+def _pairwise_sums_2d(q, k, v, logc, s, inv2sigma2, online_max):
     nq, nk = q.shape[0], k.shape[0]
     dtype = q.dtype
     a = np.zeros((nq, v.shape[1]), dtype=dtype)
