@@ -11,10 +11,19 @@ from typing import Any
 
 import numpy as np
 
-from ._array import namespace
+from ._array import is_gpu_array, namespace
 
 DENSITIES = ("uniform", "kde")
 MODES = ("reference", "exact")
+
+
+def _device_view(a: Any, name: str):
+    """torch / CAI / DLPack device arrays -> CuPy views (no copy), checked for the current device."""
+    if is_gpu_array(a):
+        from .backends.cuda_backend import as_cupy  # noqa: PLC0415 - only for device arrays
+
+        return as_cupy(a, name)
+    return a
 
 
 def as_population(x: Any, name: str = "x", *, batched: bool = False):
@@ -22,6 +31,7 @@ def as_population(x: Any, name: str = "x", *, batched: bool = False):
 
     Shape (N, D), or with ``batched`` also (R, N, D): R independent populations.
     """
+    x = _device_view(x, name)
     xp = namespace(x)
     if not hasattr(x, "shape"):
         x = np.asarray(x)
@@ -48,6 +58,7 @@ def as_vector(f: Any, shape: int | tuple, dtype, name: str = "fitness", *,
               non_negative: bool = False):
     """Check a per-member vector of shape (N,) (or (R, N) for batches): finite, maybe >= 0."""
     shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    f = _device_view(f, name)
     xp = namespace(f) if hasattr(f, "shape") else np
     f = xp.asarray(f)
     if f.dtype.kind not in "biuf":

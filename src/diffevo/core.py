@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from . import backends
-from ._array import namespace
+from ._array import is_gpu_array, namespace
 from ._random import as_generator, standard_normal
 from ._validation import (
     DENSITIES,
@@ -45,9 +45,19 @@ def kde_density(z: Any, bandwidth: float = 0.1, *, backend: str = "auto"):
     Returns:
         (N,) (or (R, N)) densities with mean 1, in z's dtype and on z's device.
     """
-    z = as_population(z, "z", batched=True)
+    be = backends.resolve(backend, z)  # first: a device array meets a CPU backend -> clear error
+    z_in, z = z, as_population(z, "z", batched=True)
     h = check_positive(bandwidth, "bandwidth")
-    return _kde(z, h, backends.resolve(backend, z))
+    return _caller_kind(_kde(z, h, be), z_in)
+
+
+def _caller_kind(out, like):
+    """A torch (or numba.cuda) array in gives one out: see backends.cuda_backend.to_caller_kind."""
+    if is_gpu_array(like) and type(like).__module__.split(".")[0] not in ("cupy", "numpy"):
+        from .backends.cuda_backend import to_caller_kind  # noqa: PLC0415
+
+        return to_caller_kind(out, like)
+    return out
 
 
 def _kde(z, h, be):
@@ -95,7 +105,8 @@ def x0_estimate(
     Returns:
         (N, D) (or (R, N, D)) x0 estimate, same dtype and device as x.
     """
-    x = as_population(x, "x", batched=True)
+    be = backends.resolve(backend, x)  # first: a device array meets a CPU backend -> clear error
+    x_in, x = x, as_population(x, "x", batched=True)
     g = as_vector(fitness, x.shape[:-1], x.dtype, "fitness", non_negative=True)
     a = check_alpha(alpha, "alpha", allow_one=False)
     check_choice(density, "density", DENSITIES)
@@ -109,8 +120,7 @@ def x0_estimate(
             raise ValueError(f"latent must have shape {tuple(x.shape[:-1])} + (d,) to match x; "
                              f"got shape {tuple(z.shape)}")
         z = z.astype(x.dtype, copy=False)
-    be = backends.resolve(backend, x)
-    return _x0(x, g, a, z, density, h, mode, be)
+    return _caller_kind(_x0(x, g, a, z, density, h, mode, be), x_in)
 
 
 def _x0(x, g, alpha, z, density, h, mode, be):
@@ -166,7 +176,7 @@ def ddim_step(
     Returns:
         x_prev of x_t's shape, dtype and device.
     """
-    x_t = as_population(x_t, "x_t", batched=True)
+    x_in, x_t = x_t, as_population(x_t, "x_t", batched=True)
     x0 = as_population(x0, "x0", batched=True)
     if x0.shape != x_t.shape:
         raise ValueError(f"x0 must have x_t's shape {tuple(x_t.shape)}; got {tuple(x0.shape)}")
@@ -182,7 +192,7 @@ def ddim_step(
         z = as_population(z, "z", batched=True)
         if z.shape != x_t.shape:
             raise ValueError(f"z must have x_t's shape {tuple(x_t.shape)}; got {tuple(z.shape)}")
-    return _ddim(x_t, x0.astype(x_t.dtype, copy=False), at, ap, eta, z, rng)
+    return _caller_kind(_ddim(x_t, x0.astype(x_t.dtype, copy=False), at, ap, eta, z, rng), x_in)
 
 
 def _ddim(x_t, x0, at, ap, eta, z, rng):

@@ -1,0 +1,201 @@
+"""Fitness shaping: arbitrary real objective values -> non-negative selection weights.
+
+Diffusion Evolution needs a non-negative weight ``g_j`` per member (SPEC.md section 3):
+the larger, the more member j counts in its neighbours' x0 estimates. The reference
+leaves the conversion to the user (the mappings of SPEC.md section 5, which are still
+available: :class:`diffevo.Identity`, :class:`diffevo.Energy`, :class:`diffevo.Power`).
+The shapings here work for any real-valued objective -- negative values, huge
+ranges, minimisation or maximisation -- without the user writing one:
+
+* :class:`CenteredRank` -- weights from ranks only, invariant to any monotone
+  transformation of the objective.
+* :class:`AdaptiveEnergy` -- Boltzmann weights ``exp(-(f - f_best) / T)`` whose
+  temperature T is taken from the spread of this generation's values.
+
+A *shaping* (a :class:`Shaping` subclass) receives a **cost**: lower is better (the
+optimiser negates the objective when maximising) and every value is finite (the
+optimiser removes NaN/inf first, see its ``nan_policy``). Anything else given as
+``fitness_shaping`` -- a :class:`diffevo.FitnessMapping` or any callable -- receives
+the raw objective values and must itself return weights where larger is better.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ._array import namespace
+from .mappings import Energy, FitnessMapping, Identity, Power
+
+__all__ = ["AdaptiveEnergy", "CenteredRank", "Shaping", "resolve_shaping", "weights_from"]
+
+
+class Shaping:
+    """Base class: ``__call__(cost (N,)) -> weights (N,)``, lower cost = larger weight."""
+
+    def __call__(self, cost: Any):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({args})"
+
+
+def _ranks(cost):
+    """0-based ranks (0 = lowest cost); ties share their mean rank."""
+    xp = namespace(cost)
+    n = cost.shape[0]
+    order = xp.argsort(cost, kind="stable") if xp is np else xp.argsort(cost)
+    ranks = xp.empty(n, dtype=xp.float64)
+    ranks[order] = xp.arange(n, dtype=xp.float64)
+    sorted_cost = cost[order]
+    if n > 1 and bool((sorted_cost[1:] == sorted_cost[:-1]).any()):
+        # average the ranks of tied values (on the host: ties are rare and N small-ish)
+        c = np.asarray(sorted_cost.get() if hasattr(sorted_cost, "get") else sorted_cost)
+        _, first, counts = np.unique(c, return_index=True, return_counts=True)
+        mean_rank = first + (counts - 1) / 2.0
+        r_sorted = np.repeat(mean_rank, counts)
+        ranks[order] = xp.asarray(r_sorted)
+    return ranks
+
+
+class CenteredRank(Shaping):
+    """Centred-rank weights: only the order of the values matters.
+
+    The centred rank of the member with 0-based rank r (0 = best) among N is
+    ``c = 1/2 - r / (N - 1)`` in [-1/2, 1/2] (evosax/OpenAI-ES style). Weights must be
+    non-negative, so it is shifted to ``(c + 1/2) ** power`` in [0, 1]: the best member
+    weighs 1, the worst 0, and ``power > 1`` concentrates the weight on the best.
+    Ties share their mean rank.
+
+    Args:
+        power: exponent >= 0 applied to the shifted rank (default 2).
+    """
+
+    def __init__(self, power: float = 2.0):
+        p = float(power)
+        if not (math.isfinite(p) and p >= 0):
+            raise ValueError(f"power must be a finite number >= 0; got {power!r}")
+        self.power = p
+
+    def __call__(self, cost: Any):
+        xp = namespace(cost)
+        cost = xp.asarray(cost, dtype=xp.float64)
+        n = cost.shape[0]
+        if n < 2:
+            return xp.ones(n, dtype=xp.float64)
+        u = 1.0 - _ranks(cost) / (n - 1)  # = centred rank + 1/2
+        return u**self.power
+
+
+class AdaptiveEnergy(Shaping):
+    """Boltzmann weights with a temperature from the spread of the values.
+
+    ``g_j = exp(-(f_j - f_min) / T)`` with ``T = scale * (quantile(f, q) - f_min)``:
+    the member at the q-quantile of this generation weighs ``exp(-1/scale)`` relative
+    to the best one. Because T follows the population, the pressure stays the same
+    whether the objective spans 1e-6 or 1e6, and shifting f changes nothing. The
+    quantile (not the standard deviation) keeps a few huge outliers from flattening
+    the weights. When the values below the quantile are all equal, T falls back to
+    the range of f, and to 1 when f is constant.
+
+    Args:
+        scale: temperature relative to the spread (default 0.5: the median member
+            weighs e^-2 = 0.14 of the best).
+        quantile: q in (0, 1], which quantile measures the spread (default 0.5).
+    """
+
+    def __init__(self, scale: float = 0.5, quantile: float = 0.5):
+        s = float(scale)
+        if not (math.isfinite(s) and s > 0):
+            raise ValueError(f"scale must be a positive finite number; got {scale!r}")
+        q = float(quantile)
+        if not (math.isfinite(q) and 0 < q <= 1):
+            raise ValueError(f"quantile must be in (0, 1]; got {quantile!r}")
+        self.scale = s
+        self.quantile = q
+
+    def temperature(self, cost: Any) -> float:
+        """The temperature T this shaping uses for ``cost`` (N,)."""
+        xp = namespace(cost)
+        cost = xp.asarray(cost, dtype=xp.float64)
+        lo = float(cost.min())
+        spread = float(xp.quantile(cost, self.quantile)) - lo
+        if not spread > 0:
+            spread = float(cost.max()) - lo
+        if not spread > 0:
+            spread = 1.0
+        return self.scale * spread
+
+    def __call__(self, cost: Any):
+        xp = namespace(cost)
+        cost = xp.asarray(cost, dtype=xp.float64)
+        if cost.shape[0] == 0:
+            return cost
+        t = self.temperature(cost)
+        return xp.exp(-(cost - cost.min()) / t)
+
+
+#: names accepted for ``fitness_shaping``
+SHAPING_NAMES = ("energy", "rank", "centered_rank", "centred_rank", "identity")
+
+
+def resolve_shaping(spec: Any) -> tuple[Callable, bool]:
+    """Turn a ``fitness_shaping`` argument into ``(callable, takes_cost)``.
+
+    Args:
+        spec: ``None`` or ``'energy'`` (:class:`AdaptiveEnergy`), ``'rank'`` /
+            ``'centered_rank'`` (:class:`CenteredRank`), ``'identity'``
+            (:class:`diffevo.Identity` on the raw values), a :class:`Shaping`
+            (receives costs), or a :class:`diffevo.FitnessMapping` / any callable
+            (receives raw objective values).
+
+    Returns:
+        The callable and whether it receives costs (True) or raw values (False).
+    """
+    if spec is None or (isinstance(spec, str) and spec == "energy"):
+        return AdaptiveEnergy(), True
+    if isinstance(spec, str):
+        if spec in ("rank", "centered_rank", "centred_rank"):
+            return CenteredRank(), True
+        if spec == "identity":
+            return Identity(), False
+        raise ValueError(
+            f"fitness_shaping must be one of {', '.join(map(repr, SHAPING_NAMES))}, a Shaping, "
+            f"a FitnessMapping or a callable; got {spec!r}")
+    if isinstance(spec, Shaping):
+        return spec, True
+    if isinstance(spec, (FitnessMapping, Energy, Power)) or callable(spec):
+        return spec, False
+    raise TypeError(
+        f"fitness_shaping must be a name ({', '.join(map(repr, SHAPING_NAMES))}), a Shaping, "
+        f"a FitnessMapping or a callable; got {type(spec).__name__}")
+
+
+def weights_from(shaping: Callable, values: Any, n: int, xp=np):
+    """Call ``shaping`` and check its output: (n,) finite, non-negative weights.
+
+    Raises:
+        ValueError: naming ``fitness_shaping`` when the weights have the wrong
+            shape, are not finite, or are negative.
+    """
+    w = shaping(values)
+    w = xp.asarray(w)
+    if w.dtype.kind not in "biuf":
+        raise TypeError(f"fitness_shaping must return real weights; got dtype {w.dtype}")
+    w = w.astype(xp.float64, copy=False).reshape(-1) if w.size == n else w
+    if w.shape != (n,):
+        raise ValueError(
+            f"fitness_shaping must return one weight per member, shape ({n},); "
+            f"got shape {tuple(w.shape)}")
+    if not bool(xp.isfinite(w).all()):
+        raise ValueError(f"fitness_shaping {shaping!r} returned NaN or inf weights")
+    if n and float(w.min()) < 0:
+        raise ValueError(
+            f"fitness_shaping {shaping!r} returned negative weights (min {float(w.min())!r}); "
+            "weights must be >= 0 -- use fitness_shaping='energy' or 'rank', which accept "
+            "any real objective, or diffevo.Energy()")
+    return w
