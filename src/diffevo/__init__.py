@@ -15,7 +15,12 @@ from . import examples
 from .backends import available as available_backends
 from .core import EPS, ddim_step, kde_density, x0_estimate
 from .generators import BayesianGenerator, LatentBayesianGenerator, RandomProjection
+from .history import History
 from .mappings import Energy, FitnessMapping, Identity, Power
+from .api import maximize, minimize
+from .optimizer import DiffusionEvolution, OptimizeResult
+from .shaping import AdaptiveEnergy, CenteredRank, Shaping
+from . import plot, problems
 from .reference import DiffEvo
 from .schedulers import DDIMScheduler, DDIMSchedulerCosine, DDPMScheduler
 
@@ -37,17 +42,23 @@ def get_cmake_dir() -> str:
 
 __all__ = [
     "EPS",
+    "AdaptiveEnergy",
     "BayesianGenerator",
+    "CenteredRank",
     "DDIMScheduler",
     "DDIMSchedulerCosine",
     "DDPMScheduler",
     "DiffEvo",
+    "DiffusionEvolution",
     "Energy",
     "FitnessMapping",
+    "History",
     "Identity",
     "LatentBayesianGenerator",
+    "OptimizeResult",
     "Power",
     "RandomProjection",
+    "Shaping",
     "__version__",
     "available_backends",
     "ddim_step",
@@ -55,5 +66,9 @@ __all__ = [
     "get_cmake_dir",
     "get_include",
     "kde_density",
+    "maximize",
+    "minimize",
+    "plot",
+    "problems",
     "x0_estimate",
 ]

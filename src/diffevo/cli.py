@@ -10,8 +10,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="diffevo", description="Diffusion Evolution, fast.")
     sub = parser.add_subparsers(dest="command", required=True)
     from . import demo
+    from .commands import bench, info, run
 
     demo.add_parser(sub)
+    run.add_parser(sub)
+    bench.add_parser(sub)
+    info.add_parser(sub)
     return parser
 
 

@@ -103,12 +103,12 @@ class AdaptiveEnergy(Shaping):
     the range of f, and to 1 when f is constant.
 
     Args:
-        scale: temperature relative to the spread (default 0.5: the median member
-            weighs e^-2 = 0.14 of the best).
+        scale: temperature relative to the spread (default 0.1: the median member
+            weighs e^-10 of the best, a strong but smooth selection pressure).
         quantile: q in (0, 1], which quantile measures the spread (default 0.5).
     """
 
-    def __init__(self, scale: float = 0.5, quantile: float = 0.5):
+    def __init__(self, scale: float = 0.1, quantile: float = 0.5):
         s = float(scale)
         if not (math.isfinite(s) and s > 0):
             raise ValueError(f"scale must be a positive finite number; got {scale!r}")

@@ -15,3 +15,23 @@
       throw std::invalid_argument(std::string(__FILE__ ":" DIFFEVO_STRINGIFY(__LINE__) \
                                               ": ") + (msg));                         \
   } while (0)
+
+namespace diffevo {
+// A failed CUDA runtime call (the message names the call, the error and file:line).
+struct cuda_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+}  // namespace diffevo
+
+// CUDA runtime call check (expand only where <cuda_runtime_api.h> is included):
+// throws diffevo::cuda_error("file:line: call: cudaErrorName: description").
+#define DIFFEVO_CUDA_TRY(call)                                                              \
+  do {                                                                                      \
+    const cudaError_t diffevo_status_ = (call);                                             \
+    if (diffevo_status_ != cudaSuccess) {                                                   \
+      (void)cudaGetLastError(); /* clear a sticky-free error so later calls start clean */ \
+      throw ::diffevo::cuda_error(std::string(__FILE__ ":" DIFFEVO_STRINGIFY(__LINE__) ": ") + \
+                                  #call ": " + cudaGetErrorName(diffevo_status_) + ": " +  \
+                                  cudaGetErrorString(diffevo_status_));                    \
+    }                                                                                       \
+  } while (0)

@@ -49,7 +49,17 @@ _REBUILD = (
     "DIFFEVO_ENABLE_CUDA=ON pip install --no-build-isolation -e . (needs nvcc)"
 )
 
-_state: dict[str, Any] = {"reason": None, "checked": False, "path": "auto"}
+_state: dict[str, Any] = {"reason": None, "checked": False, "path": "auto", "last_path": None}
+
+#: ``path="auto"`` sends float32 work to the tensor cores only while the exponent's
+#: spread ``inv2sigma2 * max_i |z_i - mean(z)|^2`` stays at or below this. The tensor-core
+#: path computes the exponent in dot-product form (3xTF32, centred), whose absolute
+#: error grows with that spread: its x0 error was measured (host simulation of the same
+#: block code, emulated TF32 mma.sync, golden and random cases) at about 1e-9 to 5e-8
+#: times the spread -- within the float32 tolerance (5e-5) up to about 1000, and 1e-4 to
+#: 4e-3 at alpha = 0.999..0.9999 for D = 64..300. Near the clean end of the schedule
+#: the SIMT path (direct differences) is the accurate one (SPEC.md section 3).
+MMA_MAX_SPREAD = 1000.0
 
 
 # ---------------------------------------------------------------------------
@@ -91,6 +101,16 @@ def _find_reason() -> str | None:
     if int(cuda.device_count()) < 1:
         return "no CUDA device present (diffevo._cuda.device_count() == 0)"
     return None
+
+
+def device_count() -> int:
+    """CUDA devices the compiled module sees; 0 when not built or no driver (never raises)."""
+    if not build_has_cuda():
+        return 0
+    try:
+        return int(_cuda_module().device_count())
+    except RuntimeError:
+        return 0
 
 
 def reset_availability_cache() -> None:
@@ -302,6 +322,12 @@ def as_cupy(obj: Any, name: str = "x"):
     if isinstance(obj, cp.ndarray):
         _check_current_device(obj.device.id, name)
         return obj
+    try:
+        cp.cuda.runtime.getDeviceCount()
+    except Exception as err:  # no driver / no device: say so before touching the pointer
+        raise RuntimeError(
+            f"{name} is a CUDA device array but CUDA is not usable here: {err}"
+        ) from err
     cai = _get_cai(obj, name)
     if cai is not None and cai.get("stream") is not None:
         arr = _wrap_cai(cp, obj, parse_cai(cai, name), name)
@@ -418,7 +444,9 @@ def pairwise_sums(q, k, v, logc, s, inv2sigma2, online_max, *, path: str | None 
         path: ``"auto"``, ``"simt"`` or ``"mma"``; default :func:`default_path`.
 
     Returns (A, B, M) as new CuPy arrays on q's device, in q's dtype; the kernel is
-    queued on CuPy's current stream and the call returns without waiting for it.
+    queued on CuPy's current stream and the call returns without waiting for it (with
+    ``path="auto"`` and a float32 D >= 32, :func:`choose_path` first reads one scalar,
+    the exponent's spread, back to the host).
     """
     path = _check_path(default_path() if path is None else path)
     cuda = _cuda_module()
@@ -468,6 +496,9 @@ def pairwise_sums(q, k, v, logc, s, inv2sigma2, online_max, *, path: str | None 
             b.fill(0)
             m.fill(0)
         else:
+            if path == "auto":
+                path = choose_path(q3, k3, float(s), float(inv2sigma2))
+            _state["last_path"] = path
             stream = cp.cuda.get_current_stream()
             cuda.pairwise_sums(q3.data.ptr, k3.data.ptr, v3.data.ptr, logc2.data.ptr,
                                a.data.ptr, b.data.ptr, m.data.ptr,
@@ -477,6 +508,37 @@ def pairwise_sums(q, k, v, logc, s, inv2sigma2, online_max, *, path: str | None 
     if batched:
         return a, b, m
     return a[0], b[0], m[0]
+
+
+def exponent_spread(q, k, s: float, inv2sigma2: float) -> float:
+    """``inv2sigma2 * max(max_i |q_i - s mu|^2, s^2 max_j |k_j - mu|^2)``, mu the mean key
+    (per batch; the maximum over batches): the scale of the exponent that the tensor-core
+    path computes in dot-product form. Synchronises (one scalar comes back to the host)."""
+    from .._array import namespace
+
+    xp = namespace(k)
+    mu = k.mean(axis=-2, keepdims=True)
+    kr = ((k - mu) ** 2).sum(axis=-1).max()
+    qr = ((q - s * mu) ** 2).sum(axis=-1).max()
+    return float(inv2sigma2 * max(float(xp.asarray(qr)), s * s * float(xp.asarray(kr))))
+
+
+def choose_path(q, k, s: float, inv2sigma2: float) -> str:
+    """What ``path="auto"`` runs: the compiled module's choice by dtype and D
+    (``diffevo._cuda.choose_path``: tensor cores for float32 from D = 32), overruled to
+    "simt" when the exponent's spread exceeds :data:`MMA_MAX_SPREAD` (alpha near 1)."""
+    is_double = q.dtype == np.float64
+    d = int(q.shape[-1])
+    fn = getattr(_cuda_module(), "choose_path", None)
+    path = fn(bool(is_double), d) if fn is not None else ("simt" if is_double or d < 32 else "mma")
+    if path == "mma" and exponent_spread(q, k, s, inv2sigma2) > MMA_MAX_SPREAD:
+        path = "simt"
+    return path
+
+
+def last_path() -> str | None:
+    """The kernel path the latest :func:`pairwise_sums` call ran ("simt" or "mma")."""
+    return _state["last_path"]
 
 
 def kernel_names() -> list[str]:
