@@ -30,14 +30,26 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
 
+def _installed_dir() -> _Path:
+    """Where the build installed headers and CMake files: beside the compiled module
+    (in an editable install that is site-packages/diffevo, not this source folder)."""
+    here = _Path(__file__).parent
+    if (here / "include").is_dir():
+        return here
+    from importlib.util import find_spec  # noqa: PLC0415 - locates _core without loading it
+
+    spec = find_spec("diffevo._core")
+    return _Path(spec.origin).parent if spec is not None and spec.origin else here
+
+
 def get_include() -> str:
     """Directory of the installed C++ headers (``#include <diffevo/...>``)."""
-    return str(_Path(__file__).parent / "include")
+    return str(_installed_dir() / "include")
 
 
 def get_cmake_dir() -> str:
     """Directory holding ``diffevoConfig.cmake``: pass it as ``-Ddiffevo_DIR=...``."""
-    return str(_Path(__file__).parent / "share" / "cmake" / "diffevo")
+    return str(_installed_dir() / "share" / "cmake" / "diffevo")
 
 
 __all__ = [

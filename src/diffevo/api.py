@@ -110,7 +110,7 @@ class _Run:
                 self.es = self._new(_child_seed(self.seed, self.attempt), self.popsize, maxfev, timeout)
                 return False
         res = self.es.result
-        success, status, message = _verdict(stop, self.es.ftarget, self.maximize, self.best_f)
+        success, status, message = _verdict(stop, self.es.ftarget)
         if self.attempt:
             message += f" (after {self.attempt} restart{'s' if self.attempt > 1 else ''})"
         res.update(x=self.best_x, fun=self.best_f, nit=self.nit, nfev=self.nfev,

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from ._array import namespace
-from .mappings import Energy, FitnessMapping, Identity, Power
+from .mappings import Identity
 
 __all__ = ["AdaptiveEnergy", "CenteredRank", "Shaping", "resolve_shaping", "weights_from"]
 
@@ -168,7 +168,7 @@ def resolve_shaping(spec: Any) -> tuple[Callable, bool]:
             f"a FitnessMapping or a callable; got {spec!r}")
     if isinstance(spec, Shaping):
         return spec, True
-    if isinstance(spec, (FitnessMapping, Energy, Power)) or callable(spec):
+    if callable(spec):  # a diffevo.FitnessMapping or any function of the raw values
         return spec, False
     raise TypeError(
         f"fitness_shaping must be a name ({', '.join(map(repr, SHAPING_NAMES))}), a Shaping, "

@@ -22,6 +22,9 @@ clamped to 0. Reference and exact mode work as in :mod:`._numba_direct`.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -176,55 +179,118 @@ def dot_error_bound(a: np.ndarray, b: np.ndarray, inv2sigma2: float, dtype) -> f
     return 4.0 * float(np.finfo(dtype).eps) * r * inv2sigma2
 
 
-def gemm_sums(cent, v, lc2, s, inv2, online, block, same):
+def _blas_single_thread():
+    """A context in which BLAS runs on the calling thread only (threadpoolctl), or None."""
+    global _CONTROLLER
+    if _CONTROLLER is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            _CONTROLLER = False
+        else:
+            _CONTROLLER = ThreadpoolController()
+    if _CONTROLLER is False:
+        return None
+    return _CONTROLLER.limit(limits=1, user_api="blas")
+
+
+_CONTROLLER = None
+
+
+def gemm_sums(cent, v, lc2, s, inv2, online, block, same, threads):
     """Pair sums by the dot-product form for one batch (2-D arrays).
 
     Args:
         cent: :func:`centred` of the batch's queries (Nq, d) and keys (Nk, d);
-        v: (Nk, Dv), lc2: (Nk,) base-2 log-coefficients
-        (minus any constant the caller chose); s: key scale; inv2: log2(e)/(2 sigma^2);
-        online: exact mode; block: rows/keys per block; same: q is k (Gram symmetry).
+        v: (Nk, Dv), lc2: (Nk,) base-2 log-coefficients (minus any constant the
+        caller chose); s: key scale; inv2: log2(e)/(2 sigma^2); online: exact mode;
+        block: rows/keys per block; same: q is k (Gram symmetry); threads: workers.
 
     Returns:
         A (Nq, Dv), B (Nq,), M2 (Nq,) as :func:`._numba_direct.direct_sums`.
+
+    Threading: the block pairs are dealt round-robin to ``threads`` Python threads,
+    each running single-threaded BLAS and single-threaded kernels on its own
+    accumulators (merged at the end, in a fixed order: results do not depend on
+    timing). Alternating a threaded BLAS with Numba's thread pool instead made the
+    two pools' spinning workers fight for the 2 cores: 0.2 s became 3 to 50 s on a
+    busy machine (bench/README.md). Without threadpoolctl, BLAS keeps its own
+    threads and the blocks run on one Python thread.
     """
     qc, kc, a, b = cent
     dt = qc.dtype
     nq, nk, dv = qc.shape[0], kc.shape[0], v.shape[1]
-    inv2 = dt.type(inv2)
-    two_s = dt.type(2.0 * s)
+    bq = min(block, nq)
+    bk = min(block, nk)
+    pairs = [(i0, j0) for i0 in range(0, nq, bq) for j0 in range(i0 if same else 0, nk, bk)]
+    limit = _blas_single_thread() if threads > 1 else None
+    if limit is None:
+        threads = 1
+    args = (qc, kc, a, b, v, lc2, dt.type(inv2), dt.type(2.0 * s), online, bq, bk, same)
+    if threads == 1:
+        parts = [_work(pairs, *args)]
+    else:
+        workers = [pairs[t::threads] for t in range(threads)]
+        with limit, ThreadPoolExecutor(threads) as pool:
+            parts = list(pool.map(lambda w: _work(w, *args), workers))
+    return _merge(parts, online)
+
+
+def _work(pairs, qc, kc, a, b, v, lc2, inv2, two_s, online, bq, bk, same):
+    """One worker's share of block pairs (i0, j0), on private accumulators."""
+    numba.set_num_threads(1)  # thread-local: this worker's kernels stay on its thread
+    dt = qc.dtype
+    nq, nk, dv = qc.shape[0], kc.shape[0], v.shape[1]
     acc_a = np.zeros((nq, dv), dtype=dt)
     acc_b = np.zeros(nq, dtype=dt)
     acc_m = np.full(nq, -np.inf, dtype=dt)
-    bq = min(block, nq)
-    bk = min(block, nk)
     # flat buffers: a partial edge block is a contiguous reshape of a prefix, so the
     # kernels always see C-contiguous blocks (strided views would compile to gathers)
     s_buf = np.empty(bq * bk, dtype=dt)
     w_buf = np.empty(bq * bk, dtype=dt) if same else None
-    for i0 in range(0, nq, bq):
+    for i0, j0 in pairs:
         i1 = min(nq, i0 + bq)
+        j1 = min(nk, j0 + bk)
         rows = slice(i0, i1)
-        j_start = i0 if same else 0  # Gram symmetry: blocks J >= I only
-        for j0 in range(j_start, nk, bk):
-            j1 = min(nk, j0 + bk)
-            keys = slice(j0, j1)
-            shape = (i1 - i0, j1 - j0)
-            sb = s_buf[: shape[0] * shape[1]].reshape(shape)
-            np.matmul(qc[rows], kc[keys].T, out=sb)
-            mirror = same and j0 != i0
-            wb = w_buf[: shape[0] * shape[1]].reshape(shape) if mirror else sb
-            _rows_pass(sb, wb, a[rows], b[keys], lc2[keys], inv2, two_s,
-                       acc_a[rows], acc_b[rows], acc_m[rows], online)
+        keys = slice(j0, j1)
+        shape = (i1 - i0, j1 - j0)
+        sb = s_buf[: shape[0] * shape[1]].reshape(shape)
+        np.matmul(qc[rows], kc[keys].T, out=sb)
+        mirror = same and j0 != i0
+        wb = w_buf[: shape[0] * shape[1]].reshape(shape) if mirror else sb
+        _rows_pass(sb, wb, a[rows], b[keys], lc2[keys], inv2, two_s,
+                   acc_a[rows], acc_b[rows], acc_m[rows], online)
+        if dv:
+            acc_a[rows] += wb @ v[keys]
+        if mirror:
+            _cols_pass(sb, a[keys], b[rows], lc2[rows], inv2, two_s,
+                       acc_a[keys], acc_b[keys], acc_m[keys], online)
             if dv:
-                acc_a[rows] += wb @ v[keys]
-            if mirror:
-                _cols_pass(sb, a[keys], b[rows], lc2[rows], inv2, two_s,
-                           acc_a[keys], acc_b[keys], acc_m[keys], online)
-                if dv:
-                    acc_a[keys] += sb.T @ v[rows]
-    m2 = np.where(acc_m > -np.inf, acc_m, 0).astype(dt) if online else np.zeros(nq, dtype=dt)
-    return acc_a, acc_b, m2
+                acc_a[keys] += sb.T @ v[rows]
+    return acc_a, acc_b, acc_m
+
+
+def _merge(parts, online):
+    """Sum the workers' accumulators; in exact mode onto their common row maximum."""
+    acc_a, acc_b, acc_m = parts[0]
+    dt = acc_a.dtype
+    if not online:
+        for pa, pb, _ in parts[1:]:
+            acc_a += pa
+            acc_b += pb
+        return acc_a, acc_b, np.zeros(acc_b.shape, dtype=dt)
+    m = acc_m.copy()
+    for _, _, pm in parts[1:]:
+        np.maximum(m, pm, out=m)
+    m = np.where(m > -np.inf, m, 0).astype(dt)
+    a_out = np.zeros_like(acc_a)
+    b_out = np.zeros_like(acc_b)
+    for pa, pb, pm in parts:
+        with np.errstate(invalid="ignore"):
+            scale = np.where(pm > -np.inf, np.exp2(pm - m), 0).astype(dt)
+        a_out += pa * scale[:, None]
+        b_out += pb * scale
+    return a_out, b_out, m
 
 
 __all__ = ["gemm_sums", "centred", "dot_error_bound", "LOG2E"]

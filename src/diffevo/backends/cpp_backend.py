@@ -1,4 +1,10 @@
-"""The C++ host backend: the header-only kernels of csrc/include/diffevo via diffevo._core."""
+"""The C++ host backend: the header-only kernels of csrc/include/diffevo via diffevo._core.
+
+``pairwise_sums`` runs the same block body as the CUDA kernel's SIMT path
+(``csrc/include/diffevo/detail/simt_block.hpp``) through a one-thread host execution
+context with host-sized tiles, spread over the machine's cores with std::threads. It
+accepts the 2-D and the batched 3-D form of the backend contract.
+"""
 
 from __future__ import annotations
 

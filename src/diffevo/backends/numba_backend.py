@@ -40,9 +40,9 @@ DOT_TOL = {np.dtype(np.float32): 1e-4, np.dtype(np.float64): 1e-12}
 _ROWS = 64
 _TILE = 1024
 
-#: rows and keys per block of the dot form: two block buffers of 2048^2 float32 =
-#: 32 MiB, the only memory beyond O(N*D)
-_BLOCK = 2048
+#: rows and keys per block of the dot form: two 1024^2 buffers per worker thread
+#: (float32: 8 MiB each), the only memory beyond O(N*D)
+_BLOCK = 1024
 
 _LOG2E = 1.4426950408889634
 _LN2 = 0.6931471805599453
@@ -61,6 +61,8 @@ def pairwise_sums(q, k, v, logc, s, inv2sigma2, online_max, *, path: str = "auto
 
     ``path`` ('auto', 'direct' or 'dot') forces one form; for tests and benchmarks.
     """
+    import numba
+
     from ._numba_direct import direct_sums
     from ._numba_gemm import centred, dot_error_bound, gemm_sums
 
@@ -95,7 +97,8 @@ def pairwise_sums(q, k, v, logc, s, inv2sigma2, online_max, *, path: str = "auto
             use_dot = worst <= DOT_TOL[dt]
 
     if use_dot:
-        out = [gemm_sums(cent[r], v[r], lc2[r], s, inv2, online_max, _BLOCK, same)
+        threads = numba.get_num_threads()
+        out = [gemm_sums(cent[r], v[r], lc2[r], s, inv2, online_max, _BLOCK, same, threads)
                for r in range(nb)]
         a_sum = np.stack([o[0] for o in out])
         b_sum = np.stack([o[1] for o in out])
