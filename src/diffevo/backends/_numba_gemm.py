@@ -24,27 +24,27 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ._fastexp import FASTMATH, LOG2E, exp2, row_max, zero
 
-#: columns per parallel chunk of the transposed (mirror) pass
+#: columns per chunk of the transposed (mirror) pass
 _COL_CHUNK = 64
 
 
-@njit(parallel=True, fastmath=FASTMATH, cache=True)
+@njit(nogil=True, fastmath=FASTMATH, cache=True)
 def _rows_pass(s_blk, w_blk, a_row, b_key, lc2_key, inv2, two_s, acc_a, acc_b, acc_m, online):
     """Weights of rows I against keys J from the block product, row by row.
 
     s_blk (bi, bj) products (read), w_blk (bi, bj) weights (written; may be s_blk),
     a_row (bi,), b_key (bj,), lc2_key (bj,); acc_a (bi, Dv), acc_b (bi,), acc_m (bi,)
     are the rows' running sums and maxima (rescaled here when the maximum rises).
+    Serial and GIL-free: the parallelism is the caller's worker threads.
     """
     bi, bj = s_blk.shape
     dv = acc_a.shape[1]
-    for ii in prange(bi):
+    for ii in range(bi):
         srow = s_blk[ii]
         wrow = w_blk[ii]
         ai = a_row[ii]
@@ -81,19 +81,19 @@ def _rows_pass(s_blk, w_blk, a_row, b_key, lc2_key, inv2, two_s, acc_a, acc_b, a
             acc_b[ii] += tot
 
 
-@njit(parallel=True, fastmath=FASTMATH, cache=True)
+@njit(nogil=True, fastmath=FASTMATH, cache=True)
 def _cols_pass(s_blk, a_col, b_row, lc2_row, inv2, two_s, acc_a, acc_b, acc_m, online):
     """Weights of the mirror block: rows J (columns of s_blk) against keys I (its rows).
 
     In place: s_blk (bi, bj) becomes W^T, i.e. s_blk[ii, jj] = weight of row J[jj]
     on key I[ii]. a_col (bj,), b_row (bi,), lc2_row (bi,); acc_a (bj, Dv),
-    acc_b (bj,), acc_m (bj,) are the J rows' running sums and maxima. Parallel
-    over chunks of columns, so every column's sums stay with one thread.
+    acc_b (bj,), acc_m (bj,) are the J rows' running sums and maxima. Chunks of
+    columns keep the column sums and maxima in L1 while the rows stream by.
     """
     bi, bj = s_blk.shape
     dv = acc_a.shape[1]
     nchunk = (bj + _COL_CHUNK - 1) // _COL_CHUNK
-    for ch in prange(nchunk):
+    for ch in range(nchunk):
         c0 = ch * _COL_CHUNK
         c1 = min(bj, c0 + _COL_CHUNK)
         nc = c1 - c0
@@ -210,12 +210,12 @@ def gemm_sums(cent, v, lc2, s, inv2, online, block, same, threads):
         A (Nq, Dv), B (Nq,), M2 (Nq,) as :func:`._numba_direct.direct_sums`.
 
     Threading: the block pairs are dealt round-robin to ``threads`` Python threads,
-    each running single-threaded BLAS and single-threaded kernels on its own
-    accumulators (merged at the end, in a fixed order: results do not depend on
-    timing). Alternating a threaded BLAS with Numba's thread pool instead made the
-    two pools' spinning workers fight for the 2 cores: 0.2 s became 3 to 50 s on a
-    busy machine (bench/README.md). Without threadpoolctl, BLAS keeps its own
-    threads and the blocks run on one Python thread.
+    each running single-threaded BLAS and the serial, GIL-free kernels on its own
+    accumulators (merged at the end in a fixed order, so results do not depend on
+    timing). Alternating a threaded BLAS with Numba's ``prange`` pool instead made
+    the two pools' spinning workers fight for the 2 cores: 0.2 s became 3 to 50 s
+    on a busy machine (bench/README.md). Without threadpoolctl, BLAS keeps its own
+    threads and the blocks run on the calling thread.
     """
     qc, kc, a, b = cent
     dt = qc.dtype
@@ -238,7 +238,6 @@ def gemm_sums(cent, v, lc2, s, inv2, online, block, same, threads):
 
 def _work(pairs, qc, kc, a, b, v, lc2, inv2, two_s, online, bq, bk, same):
     """One worker's share of block pairs (i0, j0), on private accumulators."""
-    numba.set_num_threads(1)  # thread-local: this worker's kernels stay on its thread
     dt = qc.dtype
     nq, nk, dv = qc.shape[0], kc.shape[0], v.shape[1]
     acc_a = np.zeros((nq, dv), dtype=dt)

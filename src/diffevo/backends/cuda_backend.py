@@ -23,6 +23,15 @@ What it accepts
   device array (``numba.cuda.as_cuda_array``); any other producer gets CuPy arrays.
 
 Kernels run on ``cupy.cuda.get_current_stream()`` of the arrays' device, asynchronously.
+
+Kernel paths
+------------
+``"simt"``: direct differences and MUFU exp, any dtype, accurate at every alpha.
+``"mma"``: tensor cores (3xTF32) on the centred dot-product form, float32 only, for
+large D. ``"auto"`` (the default; :func:`use_path` overrides it) takes the compiled
+module's choice (``mma`` for float32 from D = 32) unless the exponent's spread is too
+large for the dot-product form to stay float32-accurate (:data:`MMA_MAX_SPREAD`, alpha
+near 1), where it runs ``"simt"``; :func:`last_path` tells which one ran.
 """
 
 from __future__ import annotations
