@@ -539,6 +539,13 @@ class Tiling:
         return self.threads // 32
 
 
+def _rel(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
 def read_tilings() -> dict[str, Tiling]:
     """SIMT (float) and MMA tile shapes, parsed from the headers; defaults otherwise."""
     simt = Tiling("simt", 128, 256, 32, 32, 8, 64)
@@ -550,7 +557,7 @@ def read_tilings() -> dict[str, Tiling]:
                           r"\s*,\s*(\d+)\s*,\s*(\d+)\s*>", sb.read_text())
             if m:
                 t, r, bn, dk, dvc = map(int, m.groups())
-                simt = Tiling("simt", t, t * r, bn, dk, dvc, 32 * r, source=str(sb))
+                simt = Tiling("simt", t, t * r, bn, dk, dvc, 32 * r, source=_rel(sb))
         mb = d / "mma_block.hpp"
         if mb.is_file():
             text = mb.read_text()
@@ -559,7 +566,7 @@ def read_tilings() -> dict[str, Tiling]:
             if all(vals.values()):
                 v = {k: int(m.group(1)) for k, m in vals.items()}
                 mma = Tiling("mma", v["threads"], v["bm"], v["bn"], v["dk"], v["dvc"],
-                             v["bm"] // v["warps"], source=str(mb))
+                             v["bm"] // v["warps"], source=_rel(mb))
         if simt.source != "defaults" and mma.source != "defaults":
             break
     return {"simt": simt, "mma": mma}
@@ -974,7 +981,7 @@ def model(module: Path, cases=None, gpus=None) -> dict[str, Any]:
                 preds.append(row)
     return {
         "kind": "model from machine code (SASS), not a measurement",
-        "module": str(module),
+        "module": module.name,
         "date": _dt.date.today().isoformat(),
         "gpus": {g.name: dataclasses.asdict(g) for g in gpus},
         "tilings": {k: dataclasses.asdict(v) for k, v in tilings.items()},
@@ -997,7 +1004,7 @@ def resources_report(module: Path) -> dict[str, Any]:
         row["mufu_ex2"] = sum(1 for i in fn.instrs if i.opcode.startswith("MUFU.EX2")) if fn else None
         row["hmma"] = sum(1 for i in fn.instrs if i.base in ("HMMA", "HGMMA")) if fn else None
         rows.append(row)
-    return {"module": str(module), "date": _dt.date.today().isoformat(),
+    return {"module": module.name, "date": _dt.date.today().isoformat(),
             "archs": list_archs(module), "kernels": rows}
 
 
@@ -1034,7 +1041,9 @@ def markdown(result: dict[str, Any]) -> str:
             by_case.setdefault((row["n"], row["d"]), {})[row["gpu"]] = row
     lines = [
         "Model from machine code (SASS of the built module), not a measurement: seconds per "
-        "generation (x0 estimate + DDIM step), float32, the path `auto` takes.",
+        "generation (x0 estimate + DDIM step), float32, the path `auto` takes (tensor cores "
+        f"from D = {AUTO_MMA_MIN_D}; a unit-variance population at alpha = 0.5 stays within "
+        "cuda_backend.MMA_MAX_SPREAD).",
         "",
         "| N | D | path | " + " | ".join(f"{g} s/gen" for g in gpus) + " | bound (H100) | H100 target |",
         "|---|---|---|" + "---|" * len(gpus) + "---|---|",

@@ -4,9 +4,10 @@
 
 with mu the keys' mean (centring keeps the norms, and so the cancellation, at the
 population's spread instead of its distance from the origin). The two products
-per block -- S = Qc Kc^T and A += W V -- go to BLAS (NumPy's matmul, threaded by
-the BLAS library); the weights W = 2^(y - m) in between are a Numba kernel
-(``prange``). Blocks are ``block x block``: memory O(N*D + block^2).
+per block -- S = Qc Kc^T and A += W V -- go to BLAS (NumPy's matmul); the weights
+W = 2^(y - m) in between are a serial Numba kernel. The block pairs are shared out
+to worker threads (see :func:`gemm_sums`). Blocks are ``block x block``, two buffers
+per worker: memory O(threads * (N*Dv + block^2)).
 
 When queries and keys are the same points (``q is k``: every call from
 :mod:`diffevo.core`), Kc Kc^T is a Gram matrix: one block product serves block
