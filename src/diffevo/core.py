@@ -134,12 +134,15 @@ def _x0(x, g, alpha, z, density, h, mode, be):
         with np.errstate(divide="ignore"):
             logc = xp.log(g)  # -inf for zero fitness: those members get no weight
         a_sum, b_sum, _ = be.pairwise_sums(z, z, x, logc, s, inv2sigma2, True)
-        return a_sum / b_sum[..., None]
+        a_sum /= b_sum[..., None]
+        return a_sum
     c = g + EPS
     a_sum, b_sum, shift = be.pairwise_sums(z, z, x, xp.log(c), s, inv2sigma2, False)
+    # The epilogue works in place on the backend's fresh (N, D) output: at a million
+    # members that is the difference between one and three population-sized arrays.
     scale = xp.exp(shift)
-    a_sum = a_sum * scale[..., None]
-    b_sum = b_sum * scale
+    a_sum *= scale[..., None]
+    b_sum *= scale
     n = x.shape[-2]
     if density == "kde":
         p = _kde(z, h, be)
@@ -147,9 +150,10 @@ def _x0(x, g, alpha, z, density, h, mode, be):
         p = xp.full(x.shape[:-1], 1.0 / n, dtype=x.dtype)
     s_sum = (c[..., None, :] @ x)[..., 0, :]  # (..., D): sum_j c_j x_j, the eps*G floor's numerator
     z_sum = c.sum(axis=-1, keepdims=True)
-    numer = a_sum + EPS * s_sum[..., None, :]
-    denom = b_sum + EPS * z_sum + EPS * (p + EPS)
-    return numer / denom[..., None]
+    a_sum += EPS * s_sum[..., None, :]
+    b_sum += EPS * z_sum + EPS * (p + EPS)
+    a_sum /= b_sum[..., None]
+    return a_sum
 
 
 def ddim_step(
