@@ -17,6 +17,7 @@
 #include <string>
 #include <type_traits>
 
+#include "diffevo/detail/elementwise.hpp"
 #include "diffevo/detail/exec_device.cuh"
 #include "diffevo/detail/math.hpp"
 #include "diffevo/detail/mma_block.hpp"
@@ -82,11 +83,11 @@ __global__ void logc_kernel(const T* g, std::int64_t n, bool exact, const double
   const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= n) return;
   if (exact) {
-    logc[i] = *gsum > 0 ? log(g[i]) : T(0);
+    logc[i] = logc_exact(g[i], *gsum > 0);
   } else {
-    const T ci = g[i] + static_cast<T>(eps);
+    const T ci = coefficient_reference(g[i]);
     c[i] = ci;
-    logc[i] = log(ci);
+    logc[i] = log_of(ci);
   }
 }
 
@@ -96,9 +97,9 @@ __global__ void kde_scale_kernel(T* k, const T* shift, std::int64_t n, int pass,
   const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= n) return;
   if (pass == 0)
-    k[i] = k[i] * exp(shift[i]);
+    k[i] = kde_unnormalised(k[i], shift[i]);
   else
-    k[i] = static_cast<T>(n) * k[i] / static_cast<T>(*ktotal);
+    k[i] = kde_normalised(k[i], static_cast<T>(n), static_cast<T>(*ktotal));
 }
 
 // x0 from the sums: exact A / B; reference (A e^M + eps S) / (B e^M + eps Z + eps (p + eps)).
@@ -109,13 +110,11 @@ __global__ void x0_combine_kernel(T* x0, const T* bsum, const T* shift, const T*
   if (idx >= n * D) return;
   const std::int64_t i = idx / D, c = idx - i * D;
   if (exact) {
-    x0[idx] = x0[idx] / bsum[i];
+    x0[idx] = x0_exact(x0[idx], bsum[i]);
     return;
   }
-  const T te = static_cast<T>(eps);
-  const T scale = exp(shift[i]);
-  const T denom = bsum[i] * scale + te * static_cast<T>(*zsum) + te * (p[i] + te);
-  x0[idx] = (x0[idx] * scale + te * static_cast<T>(ssum[c])) / denom;
+  const T denom = x0_denominator(bsum[i], shift[i], static_cast<T>(*zsum), p[i]);
+  x0[idx] = x0_reference(x0[idx], shift[i], static_cast<T>(ssum[c]), denom);
 }
 
 template <class T>
@@ -129,10 +128,7 @@ __global__ void ddim_step_kernel(const T* x_t, const T* x0, const T* z, std::int
                                  T sap, T dir, T sigma, T* x_prev) {
   const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= count) return;
-  const T eps_t = (x_t[i] - sat * x0[i]) / s1at;
-  T out = sap * x0[i] + dir * eps_t;
-  if (z) out = out + sigma * z[i];
-  x_prev[i] = out;
+  x_prev[i] = ddim_element(x_t[i], x0[i], z ? z + i : nullptr, sat, s1at, sap, dir, sigma);
 }
 
 inline unsigned blocks_for(std::int64_t n, int threads) {
@@ -419,15 +415,12 @@ void ddim_step_async(const T* x_t,  // [count]
   DIFFEVO_EXPECTS(alpha_t > 0 && alpha_t < 1, "ddim_step: alpha_t must lie in (0, 1)");
   DIFFEVO_EXPECTS(alpha_prev > 0 && alpha_prev <= 1, "ddim_step: alpha_prev must lie in (0, 1]");
   DIFFEVO_EXPECTS(noise >= 0, "ddim_step: noise must be >= 0");
-  const double r = (1.0 - alpha_prev) / (1.0 - alpha_t) * (1.0 - alpha_t / alpha_prev);
-  const double sigma = noise * std::sqrt(r > 0 ? r : 0.0);
-  DIFFEVO_EXPECTS(sigma == 0 || z != nullptr, "ddim_step: z is needed when noise > 0");
-  const double dir2 = 1.0 - alpha_prev - sigma * sigma;
+  const auto k = diffevo::detail::make_ddim_coefficients(alpha_t, alpha_prev, noise);
+  DIFFEVO_EXPECTS(k.sigma == 0 || z != nullptr, "ddim_step: z is needed when noise > 0");
   if (count == 0) return;
   diffevo::detail::ddim_step_kernel<T><<<diffevo::detail::blocks_for(count, 256), 256, 0, stream>>>(
-      x_t, x0, sigma > 0 ? z : nullptr, count, static_cast<T>(std::sqrt(alpha_t)),
-      static_cast<T>(std::sqrt(1.0 - alpha_t)), static_cast<T>(std::sqrt(alpha_prev)),
-      static_cast<T>(std::sqrt(dir2 > 0 ? dir2 : 0.0)), static_cast<T>(sigma), x_prev);
+      x_t, x0, k.sigma > 0 ? z : nullptr, count, static_cast<T>(k.sat), static_cast<T>(k.s1at),
+      static_cast<T>(k.sap), static_cast<T>(k.dir), static_cast<T>(k.sigma), x_prev);
   DIFFEVO_CUDA_TRY(cudaGetLastError());
 }
 

@@ -29,7 +29,7 @@ struct cuda_error : std::runtime_error {
   do {                                                                                      \
     const cudaError_t diffevo_status_ = (call);                                             \
     if (diffevo_status_ != cudaSuccess) {                                                   \
-      (void)cudaGetLastError(); /* clear a sticky-free error so later calls start clean */ \
+      (void)cudaGetLastError(); /* reset the (non-sticky) last-error state */           \
       throw ::diffevo::cuda_error(std::string(__FILE__ ":" DIFFEVO_STRINGIFY(__LINE__) ": ") + \
                                   #call ": " + cudaGetErrorName(diffevo_status_) + ": " +  \
                                   cudaGetErrorString(diffevo_status_));                    \

@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "diffevo/detail/elementwise.hpp"
 #include "diffevo/detail/exec_host.hpp"
 #include "diffevo/detail/math.hpp"
 #include "diffevo/detail/params.hpp"
@@ -125,10 +126,10 @@ void kde_density_host(const T* z,  // [n, d]
                         1.0 / (2.0 * bandwidth * bandwidth), false, nullptr, p, shift.data(), threads);
   T total = T(0);
   for (std::int64_t i = 0; i < n; ++i) {
-    p[i] = p[i] * std::exp(shift[static_cast<std::size_t>(i)]);
+    p[i] = detail::kde_unnormalised(p[i], shift[static_cast<std::size_t>(i)]);
     total += p[i];
   }
-  for (std::int64_t i = 0; i < n; ++i) p[i] = static_cast<T>(n) * p[i] / total;
+  for (std::int64_t i = 0; i < n; ++i) p[i] = detail::kde_normalised(p[i], static_cast<T>(n), total);
 }
 
 // The x0 estimate (SPEC.md section 3), as diffevo.x0_estimate computes it:
@@ -156,20 +157,18 @@ void x0_estimate_host(const T* x,  // [n, D] population
   if (md == mode::exact) {
     bool any = false;
     for (std::int64_t j = 0; j < n; ++j) any = any || g[j] > 0;
-    for (std::int64_t j = 0; j < n; ++j)
-      logc[static_cast<std::size_t>(j)] = any ? std::log(g[j]) : T(0);  // log(0) = -inf: no weight
+    for (std::int64_t j = 0; j < n; ++j) logc[static_cast<std::size_t>(j)] = detail::logc_exact(g[j], any);
     pairwise_sums_host<T>(z, z, x, logc.data(), 1, n, n, dz, D, s, inv2sigma2, true, x0, bsum.data(),
                           shift.data(), threads);
     for (std::int64_t i = 0; i < n; ++i)
-      for (std::int64_t c = 0; c < D; ++c) x0[i * D + c] /= bsum[static_cast<std::size_t>(i)];
+      for (std::int64_t c = 0; c < D; ++c) x0[i * D + c] = detail::x0_exact(x0[i * D + c], bsum[static_cast<std::size_t>(i)]);
     return;
   }
-  const T teps = static_cast<T>(eps);
   std::vector<T> cj(nn), p(nn), ssum(static_cast<std::size_t>(D), T(0));
   T zsum = T(0);
   for (std::int64_t j = 0; j < n; ++j) {
-    cj[static_cast<std::size_t>(j)] = g[j] + teps;
-    logc[static_cast<std::size_t>(j)] = std::log(cj[static_cast<std::size_t>(j)]);
+    cj[static_cast<std::size_t>(j)] = detail::coefficient_reference(g[j]);
+    logc[static_cast<std::size_t>(j)] = detail::log_of(cj[static_cast<std::size_t>(j)]);
     zsum += cj[static_cast<std::size_t>(j)];
     for (std::int64_t c = 0; c < D; ++c) ssum[static_cast<std::size_t>(c)] += cj[static_cast<std::size_t>(j)] * x[j * D + c];
   }
@@ -181,10 +180,9 @@ void x0_estimate_host(const T* x,  // [n, D] population
     std::fill(p.begin(), p.end(), static_cast<T>(1.0 / static_cast<double>(n)));
   for (std::int64_t i = 0; i < n; ++i) {
     const auto ii = static_cast<std::size_t>(i);
-    const T scale = std::exp(shift[ii]);
-    const T denom = bsum[ii] * scale + teps * zsum + teps * (p[ii] + teps);
+    const T denom = detail::x0_denominator(bsum[ii], shift[ii], zsum, p[ii]);
     for (std::int64_t c = 0; c < D; ++c)
-      x0[i * D + c] = (x0[i * D + c] * scale + teps * ssum[static_cast<std::size_t>(c)]) / denom;
+      x0[i * D + c] = detail::x0_reference(x0[i * D + c], shift[ii], ssum[static_cast<std::size_t>(c)], denom);
   }
 }
 
@@ -203,19 +201,13 @@ void ddim_step_host(const T* x_t,  // [count]
   DIFFEVO_EXPECTS(alpha_t > 0 && alpha_t < 1, "ddim_step: alpha_t must lie in (0, 1)");
   DIFFEVO_EXPECTS(alpha_prev > 0 && alpha_prev <= 1, "ddim_step: alpha_prev must lie in (0, 1]");
   DIFFEVO_EXPECTS(noise >= 0, "ddim_step: noise must be >= 0");
-  const double sigma =
-      noise * std::sqrt(std::max((1.0 - alpha_prev) / (1.0 - alpha_t) * (1.0 - alpha_t / alpha_prev), 0.0));
-  DIFFEVO_EXPECTS(sigma == 0 || z != nullptr, "ddim_step: z is needed when noise > 0");
-  const T sat = static_cast<T>(std::sqrt(alpha_t)), s1at = static_cast<T>(std::sqrt(1.0 - alpha_t));
-  const T sap = static_cast<T>(std::sqrt(alpha_prev));
-  const T dir = static_cast<T>(std::sqrt(std::max(1.0 - alpha_prev - sigma * sigma, 0.0)));
-  const T sg = static_cast<T>(sigma);
-  for (std::int64_t i = 0; i < count; ++i) {
-    const T eps_t = (x_t[i] - sat * x0[i]) / s1at;
-    T out = sap * x0[i] + dir * eps_t;
-    if (sigma > 0) out = out + sg * z[i];
-    x_prev[i] = out;
-  }
+  const detail::ddim_coefficients k = detail::make_ddim_coefficients(alpha_t, alpha_prev, noise);
+  DIFFEVO_EXPECTS(k.sigma == 0 || z != nullptr, "ddim_step: z is needed when noise > 0");
+  const T sat = static_cast<T>(k.sat), s1at = static_cast<T>(k.s1at), sap = static_cast<T>(k.sap);
+  const T dir = static_cast<T>(k.dir), sg = static_cast<T>(k.sigma);
+  const bool with_z = k.sigma > 0;
+  for (std::int64_t i = 0; i < count; ++i)
+    x_prev[i] = detail::ddim_element(x_t[i], x0[i], with_z ? z + i : nullptr, sat, s1at, sap, dir, sg);
 }
 
 }  // namespace diffevo

@@ -4,10 +4,10 @@ Two paths, chosen per call:
 
 * direct differences (:mod:`._numba_direct`) for small d -- exp-bound, one
   vectorised pass over key tiles per query row, exact at both ends of the schedule;
-* the dot-product form (:mod:`._numba_gemm`) for d >= ``DOT_MIN_D`` -- bound by two
-  matrix products per block, done by BLAS -- but only where its cancellation error
-  stays below ``DOT_TOL`` (alpha near 1 with a wide population falls back to the
-  direct form).
+* the dot-product form (:mod:`._numba_gemm`) for wide problems (d + Dv and N
+  large enough, ``DOT_WIDTH``) -- bound by two matrix products per block, done by
+  BLAS -- but only where its cancellation error stays below ``DOT_TOL`` (alpha
+  near 1 with a wide population falls back to the direct form).
 
 Reference mode subtracts ``max_j logc_j`` (per batch) from the log-coefficients, so
 every weight is <= 1, nothing overflows and the shift returned as M is that one
@@ -20,32 +20,81 @@ import numpy as np
 
 DEVICE = "cpu"
 
-#: smallest latent/feature width d that may use the dot-product form. Measured
-#: (bench/README.md): on 1 core at N=4096 the direct form wins up to d=16
-#: (0.53 vs 0.37 G pairs/s in float32), they tie near d=24, the dot form wins from
-#: d=32 (0.31 vs 0.22) and by 3-4x at d=64..256.
-DOT_MIN_D = 24
-
-#: below this many pairs per batch the dot form's per-block overhead does not pay
-DOT_MIN_PAIRS = 1 << 20
+#: when the dot-product form pays: (pairs per batch at least, d + Dv at least),
+#: first match wins. Both forms cost about linearly in d + Dv per pair (distances
+#: and the value sums); the dot form has a larger constant (two BLAS calls and
+#: Python work per 512 x 512 block pair) and a much smaller slope. Measured
+#: (float32, 2 threads, ms per call; bench/README.md):
+#:   N = 16384: D = 12 direct 173 / dot 157; D = 16 227 / 155
+#:   N = 8192:  D = 8 38 / 47; D = 16 63 / 49; D = 48 170 / 83;
+#:              d = 2, Dv = 16 92 / 81; d = 2, Dv = 64 208 / 150
+#:   N = 2048:  D = 16 4 / 7; D = 32 8 / 9; D = 64 15 / 11; d = 2, Dv = 64 32 / 13
+#:   N = 1024:  D = 64 4 / 5; D = 256 20 / 13
+#: Below 2^20 pairs the direct form always runs.
+DOT_WIDTH = ((1 << 26, 24), (1 << 22, 64), (1 << 20, 128))
 
 #: the dot form is used only where its logit error bound (natural-log units, i.e.
-#: relative error of a weight) stays below this -- about 1000 eps in float32, where
-#: the direct form itself carries ~1e-7 |logit|; far below the 1e-10 golden
-#: tolerance in float64
-DOT_TOL = {np.dtype(np.float32): 1e-4, np.dtype(np.float64): 1e-12}
+#: the relative error of a weight; :func:`._numba_gemm.dot_error_bound`) stays
+#: below this. The error of x0 that follows is that times the spread of the members
+#: that carry the weight over the x0 scale: on clustered float32 populations at
+#: alpha = 0.5 .. 0.999 a bound of 1e-3 gave x0 errors of 3e-6 and even a bound of
+#: 0.1 only 2e-5 (the float32 golden tolerance is 5e-5); float64 keeps 1e-10.
+DOT_TOL = {np.dtype(np.float32): 2e-3, np.dtype(np.float64): 1e-10}
 
 #: query rows per parallel block and keys per tile of the direct form; the tile of
 #: keys, logits and values (d + Dv + 1 rows) stays in L2 while a block's rows visit it
 _ROWS = 64
 _TILE = 1024
 
-#: rows and keys per block of the dot form: two 1024^2 buffers per worker thread
-#: (float32: 8 MiB each), the only memory beyond O(N*D)
-_BLOCK = 1024
+#: below this much work (pairs x (d + Dv + 8)) the direct form runs on one thread:
+#: a parallel launch costs tens of microseconds on a quiet machine, and a whole
+#: scheduler slice (24 ms measured) when another process holds the second core --
+#: at N = 1024, D = 2 (0.46 ms on one thread) that was a 50x slowdown
+_SERIAL_WORK = 1 << 24
+
+#: rows and keys per block of the dot form: two 512^2 buffers per worker thread
+#: (float32: 1 MiB each), the only memory beyond O(N*D). Measured at N = 8192,
+#: D = 64 on 2 threads: 256 -> 156 ms (Python work per block pair contends for
+#: the GIL), 512 -> 108 ms, 1024 -> ~150 ms (blocks fall out of L2)
+_BLOCK = 512
 
 _LOG2E = 1.4426950408889634
 _LN2 = 0.6931471805599453
+
+
+def dot_pays(d: int, dv: int, pairs: int) -> bool:
+    """Whether the dot-product form is the faster one (see ``DOT_WIDTH``)."""
+    for min_pairs, min_width in DOT_WIDTH:
+        if pairs >= min_pairs:
+            return d + dv >= min_width
+    return False
+
+
+def _select(q, k, v, s, inv2sigma2, same, path):
+    """(use the dot form?, its centred batches) for batched q (R, Nq, d), k, v."""
+    from ._numba_gemm import centred, dot_error_bound
+
+    nb, nq, d = q.shape
+    use_dot = path == "dot" or (path == "auto" and dot_pays(d, v.shape[-1], nq * k.shape[1]))
+    cent = []
+    if use_dot:
+        cent = [centred(q[r], k[r], s, same) for r in range(nb)]
+        if path == "auto":
+            # the cancellation bound decides; all batches share one path
+            worst = max(dot_error_bound(c[2], c[3], inv2sigma2, q.dtype) for c in cent)
+            use_dot = worst <= DOT_TOL[q.dtype]
+    return use_dot, cent
+
+
+def chosen_path(q, k, v, s: float, inv2sigma2: float) -> str:
+    """'direct' or 'dot': the form ``pairwise_sums(q, k, v, ...)`` takes on 'auto'.
+
+    q (Nq, d) or (R, Nq, d), k (.., Nk, d), v (.., Nk, Dv); for reports and benchmarks.
+    """
+    same = q is k
+    if q.ndim == 2:
+        q, k, v = q[None], k[None], v[None]
+    return "dot" if _select(q, k, v, s, inv2sigma2, same, "auto")[0] else "direct"
 
 
 def is_available() -> bool:
@@ -64,7 +113,7 @@ def pairwise_sums(q, k, v, logc, s, inv2sigma2, online_max, *, path: str = "auto
     import numba
 
     from ._numba_direct import direct_sums
-    from ._numba_gemm import centred, dot_error_bound, gemm_sums
+    from ._numba_gemm import gemm_sums
 
     same = q is k  # before any reshaping: the Gram-symmetry shortcut of the dot form
     batched = q.ndim == 3
@@ -85,17 +134,7 @@ def pairwise_sums(q, k, v, logc, s, inv2sigma2, online_max, *, path: str = "auto
     lc2 = ((logc - shift[:, None]) * dt.type(_LOG2E)).astype(dt, copy=False)
     inv2 = inv2sigma2 * _LOG2E
 
-    use_dot = path == "dot" or (
-        path == "auto" and d >= DOT_MIN_D and nq * nk >= DOT_MIN_PAIRS
-    )
-    cent = []
-    if use_dot:
-        cent = [centred(q[r], k[r], s, same) for r in range(nb)]
-        if path == "auto":
-            # the cancellation bound decides; all batches share one path
-            worst = max(dot_error_bound(c[2], c[3], inv2sigma2, dt) for c in cent)
-            use_dot = worst <= DOT_TOL[dt]
-
+    use_dot, cent = _select(q, k, v, s, inv2sigma2, same, path)
     if use_dot:
         threads = numba.get_num_threads()
         out = [gemm_sums(cent[r], v[r], lc2[r], s, inv2, online_max, _BLOCK, same, threads)
@@ -106,10 +145,18 @@ def pairwise_sums(q, k, v, logc, s, inv2sigma2, online_max, *, path: str = "auto
     else:
         skt = np.ascontiguousarray((k * dt.type(s)).transpose(0, 2, 1))
         vt = np.ascontiguousarray(v.transpose(0, 2, 1))
-        a_sum, b_sum, m2 = direct_sums(
-            np.ascontiguousarray(q), skt, vt, np.ascontiguousarray(lc2),
-            dt.type(inv2), bool(online_max), _ROWS, _TILE,
-        )
+        args = (np.ascontiguousarray(q), skt, vt, np.ascontiguousarray(lc2),
+                dt.type(inv2), bool(online_max), _ROWS, _TILE)
+        if nb * nq * nk * (d + v.shape[-1] + 8) < _SERIAL_WORK:
+            # small problem: one thread (Numba's setting is thread-local; restored)
+            threads = numba.get_num_threads()
+            numba.set_num_threads(1)
+            try:
+                a_sum, b_sum, m2 = direct_sums(*args)
+            finally:
+                numba.set_num_threads(threads)
+        else:
+            a_sum, b_sum, m2 = direct_sums(*args)
     if online_max:
         m = m2 * dt.type(_LN2)
     else:
@@ -119,4 +166,4 @@ def pairwise_sums(q, k, v, logc, s, inv2sigma2, online_max, *, path: str = "auto
     return a_sum, b_sum, m
 
 
-__all__ = ["DEVICE", "is_available", "pairwise_sums", "DOT_MIN_D"]
+__all__ = ["DEVICE", "is_available", "pairwise_sums", "dot_pays", "chosen_path"]
