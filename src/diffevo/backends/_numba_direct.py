@@ -31,20 +31,20 @@ from ._fastexp import FASTMATH, exp2, row_max, zero
 # unrolled inside the vector loop over keys (k* are the tile's key rows).
 
 
-@njit(inline="always", fastmath=FASTMATH)
+@njit(fastmath=FASTMATH)
 def _sq1(q0, k0, j):
     t0 = q0 - k0[j]
     return t0 * t0
 
 
-@njit(inline="always", fastmath=FASTMATH)
+@njit(fastmath=FASTMATH)
 def _sq2(q0, q1, k0, k1, j):
     t0 = q0 - k0[j]
     t1 = q1 - k1[j]
     return t0 * t0 + t1 * t1
 
 
-@njit(inline="always", fastmath=FASTMATH)
+@njit(fastmath=FASTMATH)
 def _sq3(q0, q1, q2, k0, k1, k2, j):
     t0 = q0 - k0[j]
     t1 = q1 - k1[j]
@@ -52,7 +52,7 @@ def _sq3(q0, q1, q2, k0, k1, k2, j):
     return t0 * t0 + t1 * t1 + t2 * t2
 
 
-@njit(inline="always", fastmath=FASTMATH)
+@njit(fastmath=FASTMATH)
 def _sq4(q0, q1, q2, q3, k0, k1, k2, k3, j):
     t0 = q0 - k0[j]
     t1 = q1 - k1[j]
@@ -61,7 +61,7 @@ def _sq4(q0, q1, q2, q3, k0, k1, k2, k3, j):
     return t0 * t0 + t1 * t1 + t2 * t2 + t3 * t3
 
 
-@njit(inline="always", fastmath=FASTMATH)
+@njit(fastmath=FASTMATH)
 def _logits(qi, skt, lc2, inv2, j0, n, y):
     """y[:n] = lc2[j] - inv2 * ||qi - sk_j||^2 for the keys j0 .. j0+n-1.
 
@@ -107,7 +107,7 @@ def _logits(qi, skt, lc2, inv2, j0, n, y):
             y[j] = lc[j] - inv2 * y[j]
 
 
-@njit(inline="always", fastmath=FASTMATH)
+@njit(fastmath=FASTMATH)
 def _weights(qi, skt, lc2, inv2, j0, n, y):
     """y[:n] = 2^(logit_ij) (the logits must be <= 0); returns their sum.
 
@@ -152,7 +152,7 @@ def _weights(qi, skt, lc2, inv2, j0, n, y):
     return b
 
 
-@njit(inline="always", fastmath=FASTMATH)
+@njit(fastmath=FASTMATH)
 def _weights_acc(qi, skt, lc2, inv2, j0, n, vt, a):
     """B and A of the keys j0 .. j0+n-1 in one vector loop, for d == Dv <= 4.
 
@@ -218,7 +218,7 @@ def _weights_acc(qi, skt, lc2, inv2, j0, n, vt, a):
     return b
 
 
-@njit(inline="always", fastmath=FASTMATH)
+@njit(fastmath=FASTMATH)
 def _exp_sum(y, n, m):
     """y[:n] <- 2^(y - m) in place; returns their sum."""
     b = zero(y)
@@ -229,7 +229,7 @@ def _exp_sum(y, n, m):
     return b
 
 
-@njit(inline="always", fastmath=FASTMATH)
+@njit(fastmath=FASTMATH)
 def _accumulate(w, n, vt, j0, a):
     """a[c] += sum_j w[j] * vt[c, j0 + j] for every value column c.
 

@@ -79,12 +79,13 @@ DIFFEVO_HD DIFFEVO_INLINE void simt_add_distances(T (&d2)[Cfg::rows][Cfg::bn],
     T qv[Cfg::rows];
     DIFFEVO_UNROLL
     for (int r = 0; r < Cfg::rows; ++r) qv[r] = qrow[r][c];
+    // rows outer, keys inner: the same sums in the same order either way; this order
+    // lets the host compiler vectorise over the contiguous keys (the GPU unrolls both)
     DIFFEVO_UNROLL
-    for (int j = 0; j < Cfg::bn; ++j) {
-      const T kj = sk[c][j];
+    for (int r = 0; r < Cfg::rows; ++r) {
       DIFFEVO_UNROLL
-      for (int r = 0; r < Cfg::rows; ++r) {
-        const T diff = qv[r] - kj;
+      for (int j = 0; j < Cfg::bn; ++j) {
+        const T diff = qv[r] - sk[c][j];
         d2[r][j] += diff * diff;
       }
     }
