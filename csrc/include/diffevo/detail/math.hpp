@@ -68,14 +68,17 @@ DIFFEVO_HD DIFFEVO_INLINE float bits_float(std::uint32_t u) {
 #endif
 }
 
-// cvt.rna.tf32.f32: round to the nearest TF32, ties away from zero; returned as the
-// f32 bit pattern with the low 13 bits clear. The host form is bit-exact for finite
-// inputs (the kernels never feed it inf or NaN).
+// Round to the nearest TF32, ties away from zero (what cvt.rna.tf32.f32 does), returned
+// as the f32 bit pattern with the low 13 bits clear. Written in integer arithmetic on
+// both sides: on sm_80/sm_90 cvt.rna.tf32.f32 is not one SASS instruction but an
+// emulation (FSETP for inf/NaN, IADD, SEL, LOP3, ...) of ~5 instructions, and the splits
+// sit in the tensor-core inner loops. For finite inputs -- the kernels never feed it inf
+// or NaN -- adding half a TF32 ulp to the magnitude bits and truncating is the same
+// rounding bit for bit (a carry into the exponent is the correct round-up), so the
+// device needs only IADD + LOP3. The host keeps the inf/NaN guard (not on a hot path).
 DIFFEVO_HD DIFFEVO_INLINE std::uint32_t to_tf32(float x) {
 #if defined(__CUDA_ARCH__)
-  std::uint32_t r;
-  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
-  return r;
+  return (float_bits(x) + 0x1000u) & 0xffffe000u;
 #else
   std::uint32_t u = float_bits(x);
   if ((u & 0x7f800000u) != 0x7f800000u) u += 0x1000u;  // half an ulp of TF32 (magnitude)

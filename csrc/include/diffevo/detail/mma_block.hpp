@@ -10,15 +10,16 @@
 // Block: 4 warps x 16 query rows (BM = 64), key tiles of BN = 64, dimensions staged
 // in chunks of DK = 16, value columns in chunks of DVC = 64 (grid y).
 // Per key tile:
-//   for each dimension chunk:  stage q', k' (and the key terms)  | barrier |
-//                              per k-step: load A/B fragments, 3 x 8 mma into S
-//                              | barrier (between chunks) |
-//   S -> exponents into shared memory (and stage the value tile)  | barrier |
+//   for each dimension chunk:  stage q', k' split into TF32 hi/lo (and the key terms)
+//                              | barrier |
+//                              per k-step: load A/B fragments (no arithmetic), 3 x 8 mma
+//                              into S  | barrier |
+//   S -> exponents into shared memory (and stage value half 0 over k', split)  | barrier |
 //   [online_max: partial row maxima | barrier |]
 //   row owners (2 threads per row): maximum, rescale factor, 2^(e - M), B  | barrier |
-//   rescale A; per k-step over keys: fragments of W and V, 3 x 8 mma into A
-// (the barrier after the last dimension chunk and at the end of a tile are not needed:
-// see the comments at those places).
+//   rescale A; per k-step over keys 0..31: fragments of W (split here) and V, 3 x 8
+//   mma into A  | barrier | stage value half 1 | barrier | the same over keys 32..63
+//   | barrier (the next staging overwrites the value half) |
 // Precision: the exponent's absolute error is about 2^-22 * inv2 * (|q'|^2 + s^2|k'|^2);
 // at alpha near 1 on a spread population the SIMT path (direct differences) is the
 // accurate one.
@@ -45,12 +46,33 @@ struct mma_config {
 
 static_assert(mma_config::bm == mma_config::bn, "staging runs one index over rows and keys");
 static_assert(mma_config::threads == 2 * mma_config::bm, "two row owners per row");
+static_assert(mma_config::threads % mma_config::dk == 0 && mma_config::threads % mma_config::dvc == 0,
+              "staging gives each thread a fixed column");
 
+// A staged tile split into its TF32 parts, hi and lo in separate planes: an mma
+// operand wants its hi words in consecutive registers, so hi and lo side by side (one
+// 64-bit load for both) cost more register moves than the loads they save.
+template <int Rows, int Cols>
+struct split_tile {
+  std::uint32_t hi[Rows][Cols];
+  std::uint32_t lo[Rows][Cols];
+};
+
+// q', k' and the values are staged already split into TF32 hi/lo parts: each staged
+// element is split once per block, where splitting fragments in the inner loops redid
+// it for every key tile (q') and in every warp (k' and the values, 4x). Split, the value
+// tile no longer fits next to the rest in 48 KB of static shared memory, so W.V runs in
+// two halves of 32 keys, each staged in turn, and the split k' chunk shares its bytes
+// with the value half (never live at once: barriers before the first value staging, in
+// between the halves, and at the end of each key tile).
 struct mma_smem {
-  float q[mma_config::bm][mma_config::dk + 4];   // q' chunk; +4: conflict-free A fragments
-  float k[mma_config::bn][mma_config::dk + 4];   // k' chunk
-  float w[mma_config::bm][mma_config::bn + 4];   // exponents, then weights
-  float v[mma_config::bn][mma_config::dvc + 8];  // value tile [key][col]; +8: conflict-free B
+  static constexpr int vkeys = mma_config::bn / 2;          // keys per staged value half
+  split_tile<mma_config::bm, mma_config::dk + 4> q;          // q' chunk [row][dim]; +4: conflict-free A
+  union {
+    split_tile<mma_config::bn, mma_config::dk + 4> k;        // k' chunk [key][dim]
+    split_tile<vkeys, mma_config::dvc + 8> v;                // value half [key][col]; +8: conflict-free B
+  } kv;
+  float w[mma_config::bm][mma_config::bn + 4];   // exponents, then weights; +4: conflict-free A
   float bias[mma_config::bn];                    // kn_j (-inf past the last key)
   float rowt[mma_config::bm];                    // qn_i
   float scale[mma_config::bm];                   // this tile's rescale factor per row
@@ -162,21 +184,41 @@ DIFFEVO_HD DIFFEVO_INLINE void load_a_fragment(const float (*src)[Stride], int r
   split_tf32(src[r0 + g + 8][kc + t + 4], hi[3], lo[3]);
 }
 
-// B fragment (8x8, k = kc.., n = n0..) of lane (g, t) from `src` stored [n][k] (keys
-// as columns of K'^T), split 3xTF32.
-template <int Stride>
-DIFFEVO_HD DIFFEVO_INLINE void load_b_fragment_nk(const float (*src)[Stride], int n0, int kc, int g,
-                                                  int t, std::uint32_t (&hi)[2], std::uint32_t (&lo)[2]) {
-  split_tf32(src[n0 + g][kc + t], hi[0], lo[0]);
-  split_tf32(src[n0 + g][kc + t + 4], hi[1], lo[1]);
+// The same A fragment from a tile staged already split: loads only.
+template <int R, int Stride>
+DIFFEVO_HD DIFFEVO_INLINE void load_a_fragment_split(const split_tile<R, Stride>& src, int r0, int kc, int g,
+                                                     int t, std::uint32_t (&hi)[4], std::uint32_t (&lo)[4]) {
+  hi[0] = src.hi[r0 + g][kc + t];
+  hi[1] = src.hi[r0 + g + 8][kc + t];
+  hi[2] = src.hi[r0 + g][kc + t + 4];
+  hi[3] = src.hi[r0 + g + 8][kc + t + 4];
+  lo[0] = src.lo[r0 + g][kc + t];
+  lo[1] = src.lo[r0 + g + 8][kc + t];
+  lo[2] = src.lo[r0 + g][kc + t + 4];
+  lo[3] = src.lo[r0 + g + 8][kc + t + 4];
 }
 
-// B fragment from `src` stored [k][n] (the value tile: keys x columns), split 3xTF32.
-template <int Stride>
-DIFFEVO_HD DIFFEVO_INLINE void load_b_fragment_kn(const float (*src)[Stride], int n0, int kc, int g,
-                                                  int t, std::uint32_t (&hi)[2], std::uint32_t (&lo)[2]) {
-  split_tf32(src[kc + t][n0 + g], hi[0], lo[0]);
-  split_tf32(src[kc + t + 4][n0 + g], hi[1], lo[1]);
+// B fragment (8x8, k = kc.., n = n0..) of lane (g, t) from `src` stored [n][k] (keys
+// as columns of K'^T), staged already split: loads only.
+template <int R, int Stride>
+DIFFEVO_HD DIFFEVO_INLINE void load_b_fragment_nk_split(const split_tile<R, Stride>& src, int n0, int kc,
+                                                        int g, int t, std::uint32_t (&hi)[2],
+                                                        std::uint32_t (&lo)[2]) {
+  hi[0] = src.hi[n0 + g][kc + t];
+  hi[1] = src.hi[n0 + g][kc + t + 4];
+  lo[0] = src.lo[n0 + g][kc + t];
+  lo[1] = src.lo[n0 + g][kc + t + 4];
+}
+
+// B fragment from `src` stored [k][n] (the value half: keys x columns), staged split.
+template <int R, int Stride>
+DIFFEVO_HD DIFFEVO_INLINE void load_b_fragment_kn_split(const split_tile<R, Stride>& src, int n0, int kc,
+                                                        int g, int t, std::uint32_t (&hi)[2],
+                                                        std::uint32_t (&lo)[2]) {
+  hi[0] = src.hi[kc + t][n0 + g];
+  hi[1] = src.hi[kc + t + 4][n0 + g];
+  lo[0] = src.lo[kc + t][n0 + g];
+  lo[1] = src.lo[kc + t + 4][n0 + g];
 }
 
 // Row and column (within the warp's 16 x 8 tile) of accumulator element i of lane (g, t).
@@ -243,30 +285,49 @@ DIFFEVO_HD void mma_block(Ctx& ctx, const pairwise_params<float>& p) {
     for (int r = tid; r < C::bm; r += C::threads) sm.rowt[r] = row0 + r < nq ? qn[row0 + r] : 0.0f;
   });
 
+  // Stage the value half of keys kb.. (32 of them) split: one column c per thread,
+  // keys j, j + 2, ... (as the q', k' staging).
+  auto stage_values_half = [&](int tid, std::int64_t kb) {
+    constexpr int jstep = C::threads / C::dvc;
+    const int c = tid % C::dvc;
+    const bool col_ok = c < dvc;
+    std::int64_t off = (kb + tid / C::dvc) * dv + col0 + c;
+    for (int j = tid / C::dvc; j < mma_smem::vkeys; j += jstep, off += jstep * dv)
+      split_tf32(col_ok && kb + j < nk ? v[off] : 0.0f, sm.kv.v.hi[j][c], sm.kv.v.lo[j][c]);
+  };
+
   for (std::int64_t key0 = 0; key0 < nk; key0 += C::bn) {
-    // ---- S = Q'K'^T over the dimension chunks
+    // ---- S = Q'K'^T over the dimension chunks (S zeroed and the key terms staged once
+    // per tile, here, not under a branch in the chunk loop; the phase shares the first
+    // chunk's barrier)
+    ctx.threads([&, key0](int tid) {
+      mma_state& my = st(tid);
+      DIFFEVO_UNROLL
+      for (int nt = 0; nt < C::ntiles; ++nt)
+        DIFFEVO_UNROLL
+        for (int i = 0; i < 4; ++i) my.s[nt][i] = 0.0f;
+      for (int j = tid; j < C::bn; j += C::threads)
+        sm.bias[j] = key0 + j < nk ? kn[key0 + j] : neg_inf<float>();
+    });
     for (int ci = 0; ci < nchunks; ++ci) {
       const std::int64_t c0 = static_cast<std::int64_t>(ci) * C::dk;
       const bool stage_q = nchunks > 1 || key0 == 0;  // one chunk: q' stays from tile 0
-      ctx.threads([&, key0, c0, ci, stage_q](int tid) {
-        for (int idx = tid; idx < C::bm * C::dk; idx += C::threads) {
-          const int r = idx / C::dk, c = idx % C::dk;
-          const std::int64_t dim = c0 + c;
-          if (stage_q) {
-            const std::int64_t row = row0 + r;
-            sm.q[r][c] = row < nq && dim < d ? q[row * d + dim] - s * mu[dim] : 0.0f;
-          }
-          const std::int64_t key = key0 + r;  // bn == bm: the same index runs over keys
-          sm.k[r][c] = key < nk && dim < d ? k[key * d + dim] - mu[dim] : 0.0f;
-        }
-        if (ci == 0) {
-          mma_state& my = st(tid);
-          DIFFEVO_UNROLL
-          for (int nt = 0; nt < C::ntiles; ++nt)
-            DIFFEVO_UNROLL
-            for (int i = 0; i < 4; ++i) my.s[nt][i] = 0.0f;
-          for (int j = tid; j < C::bn; j += C::threads)
-            sm.bias[j] = key0 + j < nk ? kn[key0 + j] : neg_inf<float>();
+      ctx.threads([&, key0, c0, stage_q](int tid) {
+        // Each thread stages one dimension c of rows r, r + 8, ... (a warp still reads
+        // two rows' 16 contiguous floats per load): the dimension's bound and mean are
+        // taken once, and the 64-bit addressing is one offset step per element rather
+        // than a product per element.
+        constexpr int rstep = C::threads / C::dk;
+        const int c = tid % C::dk;
+        const std::int64_t dim = c0 + c;
+        const bool dim_ok = dim < d;
+        const float mu_c = dim_ok ? mu[dim] : 0.0f;
+        std::int64_t qoff = (row0 + tid / C::dk) * d + dim, koff = (key0 + tid / C::dk) * d + dim;
+        for (int r = tid / C::dk; r < C::bm; r += rstep, qoff += rstep * d, koff += rstep * d) {
+          if (stage_q)
+            split_tf32(dim_ok && row0 + r < nq ? q[qoff] - s * mu_c : 0.0f, sm.q.hi[r][c], sm.q.lo[r][c]);
+          // bn == bm: the same index runs over keys
+          split_tf32(dim_ok && key0 + r < nk ? k[koff] - mu_c : 0.0f, sm.kv.k.hi[r][c], sm.kv.k.lo[r][c]);
         }
       });
       ctx.barrier();
@@ -275,16 +336,16 @@ DIFFEVO_HD void mma_block(Ctx& ctx, const pairwise_params<float>& p) {
         ctx.threads([&, ks](int tid) {
           mma_state& my = st(tid);
           const int lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
-          load_a_fragment(sm.q, warp * 16, ks * 8, g, t, my.a_hi, my.a_lo);
+          load_a_fragment_split(sm.q, warp * 16, ks * 8, g, t, my.a_hi, my.a_lo);
           DIFFEVO_UNROLL
           for (int nt = 0; nt < C::ntiles; ++nt)
-            load_b_fragment_nk(sm.k, nt * 8, ks * 8, g, t, my.b_hi[nt], my.b_lo[nt]);
+            load_b_fragment_nk_split(sm.kv.k, nt * 8, ks * 8, g, t, my.b_hi[nt], my.b_lo[nt]);
         });
         mma_3xtf32_row<false>(ctx, st);
       }
-      // the next chunk restages q' and k'; after the last chunk nothing that the QK
-      // fragment loads read is written before the next tile's staging barrier
-      if (ci + 1 < nchunks) ctx.barrier();
+      // the next chunk restages q' and k'; after the last chunk the value staging
+      // overwrites k' (they share bytes), so the barrier is needed there too
+      ctx.barrier();
     }
     // ---- exponents into shared memory; stage the value tile
     ctx.threads([&, key0](int tid) {
@@ -297,11 +358,7 @@ DIFFEVO_HD void mma_block(Ctx& ctx, const pairwise_params<float>& p) {
           const int r = warp * 16 + c_row(g, i), j = nt * 8 + c_col(t, i);
           sm.w[r][j] = sm.bias[j] + sm.rowt[r] + coef * my.s[nt][i];
         }
-      for (int idx = tid; idx < C::bn * C::dvc; idx += C::threads) {
-        const int j = idx / C::dvc, c = idx % C::dvc;
-        const std::int64_t key = key0 + j;
-        sm.v[j][c] = key < nk && c < dvc ? v[key * dv + col0 + c] : 0.0f;
-      }
+      stage_values_half(tid, key0);  // the first half; k' is done with (barrier above)
     });
     ctx.barrier();
     // ---- online softmax: two threads per row, 32 keys each
@@ -351,21 +408,28 @@ DIFFEVO_HD void mma_block(Ctx& ctx, const pairwise_params<float>& p) {
       });
     }
     DIFFEVO_UNROLL
-    for (int ks = 0; ks < C::bn / 8; ++ks) {
-      ctx.threads([&, ks](int tid) {
-        mma_state& my = st(tid);
-        const int lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
-        load_a_fragment(sm.w, warp * 16, ks * 8, g, t, my.a_hi, my.a_lo);
-        DIFFEVO_UNROLL
-        for (int nt = 0; nt < C::ntiles; ++nt)
-          load_b_fragment_kn(sm.v, nt * 8, ks * 8, g, t, my.b_hi[nt], my.b_lo[nt]);
-      });
-      mma_3xtf32_row<true>(ctx, st);
+    for (int half = 0; half < 2; ++half) {
+      if (half == 1) {  // the second value half replaces the first once every warp is done
+        ctx.barrier();
+        ctx.threads([&, key0](int tid) { stage_values_half(tid, key0 + mma_smem::vkeys); });
+        ctx.barrier();
+      }
+      DIFFEVO_UNROLL
+      for (int ks = 0; ks < mma_smem::vkeys / 8; ++ks) {
+        ctx.threads([&, ks, half](int tid) {
+          mma_state& my = st(tid);
+          const int lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
+          load_a_fragment(sm.w, warp * 16, half * mma_smem::vkeys + ks * 8, g, t, my.a_hi, my.a_lo);
+          DIFFEVO_UNROLL
+          for (int nt = 0; nt < C::ntiles; ++nt)
+            load_b_fragment_kn_split(sm.kv.v, nt * 8, ks * 8, g, t, my.b_hi[nt], my.b_lo[nt]);
+        });
+        mma_3xtf32_row<true>(ctx, st);
+      }
     }
-    // No barrier here: the next tile's staging writes only q', k' and the key terms,
-    // which W.V does not read, and its own barrier orders everything after it. (The
-    // host simulation confirmed this barrier was redundant: removing it changed no
-    // result in any order of warps and lanes.)
+    // The next tile's staging writes k', which shares its bytes with the value half that
+    // W.V reads: every warp must be done with W.V first.
+    ctx.barrier();
   }
 
   // ---- results: A from the fragments; B from the two row owners
