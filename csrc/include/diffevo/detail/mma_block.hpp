@@ -49,28 +49,41 @@ static_assert(mma_config::threads == 2 * mma_config::bm, "two row owners per row
 static_assert(mma_config::threads % mma_config::dk == 0 && mma_config::threads % mma_config::dvc == 0,
               "staging gives each thread a fixed column");
 
-// A staged tile split into its TF32 parts, hi and lo in separate planes: an mma
-// operand wants its hi words in consecutive registers, so hi and lo side by side (one
-// 64-bit load for both) cost more register moves than the loads they save.
-template <int Rows, int Cols>
-struct split_tile {
-  std::uint32_t hi[Rows][Cols];
-  std::uint32_t lo[Rows][Cols];
+// Staged tiles split into TF32 hi and lo planes, each in the mma's fragment order, so
+// that what one lane feeds an mma operand lies contiguous: the A fragment's four words
+// are one 128-bit shared load, a B fragment's two words one 64-bit load, landing in the
+// consecutive registers the HMMA reads (hi and lo side by side instead would need
+// register moves; splitting in the inner loops instead redid the split for every key
+// tile (q') and in every warp (k' and the values, 4x)).
+//   a_tile [k/8][row/16][g][t][4]: slot i of lane (g, t) holds a_i = (g + 8 (i & 1),
+//          t + 4 (i >> 1)) of the 16 x 8 block (row, k); lanes read 16 consecutive bytes
+//          each: conflict-free.
+//   b_tile [k/8][n][8]: k % 8 stored in the order 0 4 1 5 2 6 3 7, so b0, b1 (k = t,
+//          t + 4) of lane (g, t) are the pair at [n0 + g][2t]; a half-warp reads 16
+//          consecutive 8-byte pairs: conflict-free.
+template <int KG, int RB>
+struct a_tile {
+  alignas(16) std::uint32_t hi[KG][RB][8][4][4];
+  alignas(16) std::uint32_t lo[KG][RB][8][4][4];
 };
+template <int KG, int N>
+struct b_tile {
+  alignas(16) std::uint32_t hi[KG][N][8];
+  alignas(16) std::uint32_t lo[KG][N][8];
+};
+// where k % 8 goes in a b_tile row: t -> 2t, t + 4 -> 2t + 1
+DIFFEVO_HD DIFFEVO_INLINE int b_slot(int kk) { return kk < 4 ? 2 * kk : 2 * kk - 7; }
 
-// q', k' and the values are staged already split into TF32 hi/lo parts: each staged
-// element is split once per block, where splitting fragments in the inner loops redid
-// it for every key tile (q') and in every warp (k' and the values, 4x). Split, the value
-// tile no longer fits next to the rest in 48 KB of static shared memory, so W.V runs in
-// two halves of 32 keys, each staged in turn, and the split k' chunk shares its bytes
-// with the value half (never live at once: barriers before the first value staging, in
-// between the halves, and at the end of each key tile).
+// Split, the whole value tile no longer fits next to the rest in 48 KB of static shared
+// memory, so W.V runs in two halves of 32 keys, each staged in turn, and the split k'
+// chunk shares its bytes with the value half (never live at once: barriers before the
+// first value staging, in between the halves, and at the end of each key tile).
 struct mma_smem {
-  static constexpr int vkeys = mma_config::bn / 2;          // keys per staged value half
-  split_tile<mma_config::bm, mma_config::dk + 4> q;          // q' chunk [row][dim]; +4: conflict-free A
+  static constexpr int vkeys = mma_config::bn / 2;              // keys per staged value half
+  a_tile<mma_config::dk / 8, mma_config::bm / 16> q;             // q' chunk
   union {
-    split_tile<mma_config::bn, mma_config::dk + 4> k;        // k' chunk [key][dim]
-    split_tile<vkeys, mma_config::dvc + 8> v;                // value half [key][col]; +8: conflict-free B
+    b_tile<mma_config::dk / 8, mma_config::bn> k;                // k' chunk (keys as n)
+    b_tile<vkeys / 8, mma_config::dvc> v;                        // value half (keys as k)
   } kv;
   float w[mma_config::bm][mma_config::bn + 4];   // exponents, then weights; +4: conflict-free A
   float bias[mma_config::bn];                    // kn_j (-inf past the last key)
@@ -184,41 +197,44 @@ DIFFEVO_HD DIFFEVO_INLINE void load_a_fragment(const float (*src)[Stride], int r
   split_tf32(src[r0 + g + 8][kc + t + 4], hi[3], lo[3]);
 }
 
-// The same A fragment from a tile staged already split: loads only.
-template <int R, int Stride>
-DIFFEVO_HD DIFFEVO_INLINE void load_a_fragment_split(const split_tile<R, Stride>& src, int r0, int kc, int g,
-                                                     int t, std::uint32_t (&hi)[4], std::uint32_t (&lo)[4]) {
-  hi[0] = src.hi[r0 + g][kc + t];
-  hi[1] = src.hi[r0 + g + 8][kc + t];
-  hi[2] = src.hi[r0 + g][kc + t + 4];
-  hi[3] = src.hi[r0 + g + 8][kc + t + 4];
-  lo[0] = src.lo[r0 + g][kc + t];
-  lo[1] = src.lo[r0 + g + 8][kc + t];
-  lo[2] = src.lo[r0 + g][kc + t + 4];
-  lo[3] = src.lo[r0 + g + 8][kc + t + 4];
+// N consecutive words (16N-byte aligned) into registers: one vector shared load on
+// the device.
+DIFFEVO_HD DIFFEVO_INLINE void load_words(const std::uint32_t* p, std::uint32_t (&out)[4]) {
+#if defined(__CUDA_ARCH__)
+  const uint4 x = *reinterpret_cast<const uint4*>(p);
+  out[0] = x.x;
+  out[1] = x.y;
+  out[2] = x.z;
+  out[3] = x.w;
+#else
+  for (int i = 0; i < 4; ++i) out[i] = p[i];
+#endif
+}
+DIFFEVO_HD DIFFEVO_INLINE void load_words(const std::uint32_t* p, std::uint32_t (&out)[2]) {
+#if defined(__CUDA_ARCH__)
+  const uint2 x = *reinterpret_cast<const uint2*>(p);
+  out[0] = x.x;
+  out[1] = x.y;
+#else
+  out[0] = p[0];
+  out[1] = p[1];
+#endif
 }
 
-// B fragment (8x8, k = kc.., n = n0..) of lane (g, t) from `src` stored [n][k] (keys
-// as columns of K'^T), staged already split: loads only.
-template <int R, int Stride>
-DIFFEVO_HD DIFFEVO_INLINE void load_b_fragment_nk_split(const split_tile<R, Stride>& src, int n0, int kc,
-                                                        int g, int t, std::uint32_t (&hi)[2],
-                                                        std::uint32_t (&lo)[2]) {
-  hi[0] = src.hi[n0 + g][kc + t];
-  hi[1] = src.hi[n0 + g][kc + t + 4];
-  lo[0] = src.lo[n0 + g][kc + t];
-  lo[1] = src.lo[n0 + g][kc + t + 4];
+// The A fragment of k-group kg, row block rb (16 rows) of lane (g, t), staged split.
+template <int KG, int RB>
+DIFFEVO_HD DIFFEVO_INLINE void load_a_fragment_split(const a_tile<KG, RB>& src, int kg, int rb, int g, int t,
+                                                     std::uint32_t (&hi)[4], std::uint32_t (&lo)[4]) {
+  load_words(src.hi[kg][rb][g][t], hi);
+  load_words(src.lo[kg][rb][g][t], lo);
 }
 
-// B fragment from `src` stored [k][n] (the value half: keys x columns), staged split.
-template <int R, int Stride>
-DIFFEVO_HD DIFFEVO_INLINE void load_b_fragment_kn_split(const split_tile<R, Stride>& src, int n0, int kc,
-                                                        int g, int t, std::uint32_t (&hi)[2],
-                                                        std::uint32_t (&lo)[2]) {
-  hi[0] = src.hi[kc + t][n0 + g];
-  hi[1] = src.hi[kc + t + 4][n0 + g];
-  lo[0] = src.lo[kc + t][n0 + g];
-  lo[1] = src.lo[kc + t + 4][n0 + g];
+// The B fragment of k-group kg, columns n0.. of lane (g, t), staged split.
+template <int KG, int N>
+DIFFEVO_HD DIFFEVO_INLINE void load_b_fragment_split(const b_tile<KG, N>& src, int kg, int n0, int g, int t,
+                                                     std::uint32_t (&hi)[2], std::uint32_t (&lo)[2]) {
+  load_words(&src.hi[kg][n0 + g][2 * t], hi);
+  load_words(&src.lo[kg][n0 + g][2 * t], lo);
 }
 
 // Row and column (within the warp's 16 x 8 tile) of accumulator element i of lane (g, t).
@@ -291,9 +307,15 @@ DIFFEVO_HD void mma_block(Ctx& ctx, const pairwise_params<float>& p) {
     constexpr int jstep = C::threads / C::dvc;
     const int c = tid % C::dvc;
     const bool col_ok = c < dvc;
-    std::int64_t off = (kb + tid / C::dvc) * dv + col0 + c;
-    for (int j = tid / C::dvc; j < mma_smem::vkeys; j += jstep, off += jstep * dv)
-      split_tf32(col_ok && kb + j < nk ? v[off] : 0.0f, sm.kv.v.hi[j][c], sm.kv.v.lo[j][c]);
+    const int jfirst = tid / C::dvc;
+    const std::int64_t keys = nk - kb - jfirst;  // keys left
+    std::int64_t off = (kb + jfirst) * dv + col0 + c;
+    DIFFEVO_UNROLL
+    for (int it = 0; it < mma_smem::vkeys / jstep; ++it, off += jstep * dv) {
+      const int j = jfirst + it * jstep;
+      split_tf32(col_ok && it * jstep < keys ? v[off] : 0.0f, sm.kv.v.hi[j >> 3][c][b_slot(j & 7)],
+                 sm.kv.v.lo[j >> 3][c][b_slot(j & 7)]);
+    }
   };
 
   for (std::int64_t key0 = 0; key0 < nk; key0 += C::bn) {
@@ -322,12 +344,22 @@ DIFFEVO_HD void mma_block(Ctx& ctx, const pairwise_params<float>& p) {
         const std::int64_t dim = c0 + c;
         const bool dim_ok = dim < d;
         const float mu_c = dim_ok ? mu[dim] : 0.0f;
-        std::int64_t qoff = (row0 + tid / C::dk) * d + dim, koff = (key0 + tid / C::dk) * d + dim;
-        for (int r = tid / C::dk; r < C::bm; r += rstep, qoff += rstep * d, koff += rstep * d) {
-          if (stage_q)
-            split_tf32(dim_ok && row0 + r < nq ? q[qoff] - s * mu_c : 0.0f, sm.q.hi[r][c], sm.q.lo[r][c]);
+        const int rfirst = tid / C::dk;
+        const std::int64_t qrows = nq - row0 - rfirst, krows = nk - key0 - rfirst;  // rows left
+        std::int64_t qoff = (row0 + rfirst) * d + dim, koff = (key0 + rfirst) * d + dim;
+        // a fixed trip count, unrolled: the shared-memory positions become constant offsets
+        DIFFEVO_UNROLL
+        for (int it = 0; it < C::bm / rstep; ++it, qoff += rstep * d, koff += rstep * d) {
+          const int r = rfirst + it * rstep;
+          if (stage_q) {  // a_tile position of (r, c): see a_tile
+            const int kg = c >> 3, kk = c & 7, rb = r >> 4, rr = r & 15;
+            const int slot = (rr >> 3) + 2 * (kk >> 2);
+            split_tf32(dim_ok && it * rstep < qrows ? q[qoff] - s * mu_c : 0.0f, sm.q.hi[kg][rb][rr & 7][kk & 3][slot],
+                       sm.q.lo[kg][rb][rr & 7][kk & 3][slot]);
+          }
           // bn == bm: the same index runs over keys
-          split_tf32(dim_ok && key0 + r < nk ? k[koff] - mu_c : 0.0f, sm.kv.k.hi[r][c], sm.kv.k.lo[r][c]);
+          split_tf32(dim_ok && it * rstep < krows ? k[koff] - mu_c : 0.0f, sm.kv.k.hi[c >> 3][r][b_slot(c & 7)],
+                     sm.kv.k.lo[c >> 3][r][b_slot(c & 7)]);
         }
       });
       ctx.barrier();
@@ -336,10 +368,10 @@ DIFFEVO_HD void mma_block(Ctx& ctx, const pairwise_params<float>& p) {
         ctx.threads([&, ks](int tid) {
           mma_state& my = st(tid);
           const int lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
-          load_a_fragment_split(sm.q, warp * 16, ks * 8, g, t, my.a_hi, my.a_lo);
+          load_a_fragment_split(sm.q, ks, warp, g, t, my.a_hi, my.a_lo);
           DIFFEVO_UNROLL
           for (int nt = 0; nt < C::ntiles; ++nt)
-            load_b_fragment_nk_split(sm.kv.k, nt * 8, ks * 8, g, t, my.b_hi[nt], my.b_lo[nt]);
+            load_b_fragment_split(sm.kv.k, ks, nt * 8, g, t, my.b_hi[nt], my.b_lo[nt]);
         });
         mma_3xtf32_row<false>(ctx, st);
       }
@@ -422,7 +454,7 @@ DIFFEVO_HD void mma_block(Ctx& ctx, const pairwise_params<float>& p) {
           load_a_fragment(sm.w, warp * 16, half * mma_smem::vkeys + ks * 8, g, t, my.a_hi, my.a_lo);
           DIFFEVO_UNROLL
           for (int nt = 0; nt < C::ntiles; ++nt)
-            load_b_fragment_kn_split(sm.kv.v, nt * 8, ks * 8, g, t, my.b_hi[nt], my.b_lo[nt]);
+            load_b_fragment_split(sm.kv.v, ks, nt * 8, g, t, my.b_hi[nt], my.b_lo[nt]);
         });
         mma_3xtf32_row<true>(ctx, st);
       }

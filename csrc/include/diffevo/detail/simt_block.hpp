@@ -6,12 +6,11 @@
 // keys, for each chunk of DK dimensions:
 //   phase "stage"  all threads copy s*k (transposed: [dim][key]) into shared memory; on
 //                  the first chunk also the value chunk ([col][key]) and log2(c) (-inf
-//                  past the end of the keys).
+//                  past the end of the keys), and zero their squared distances.
 //   barrier
 //   phase "dist"   each thread adds the chunk's squared differences for its Rows x BN
 //                  pairs; on the last chunk it turns them into exponents, updates its
-//                  running maxima (online_max), takes 2^(e - M) and accumulates B and A,
-//                  and zeroes its distances for the next tile.
+//                  running maxima (online_max), takes 2^(e - M) and accumulates B and A.
 //   barrier        (the next stage overwrites the tile)
 // The same template runs on the GPU (device_ctx), simulated on the host (host_sim_ctx,
 // the tests) and as the fast host path (host_fast_ctx, Threads = 1, bigger tiles).
@@ -164,8 +163,6 @@ DIFFEVO_HD void simt_block(Ctx& ctx, const pairwise_params<T>& p) {
       my.bsum[r] = T(0);
       my.mrun[r] = OnlineMax ? neg_inf<T>() : T(0);
       DIFFEVO_UNROLL
-      for (int j = 0; j < Cfg::bn; ++j) my.e[r][j] = T(0);  // the first tile's sums
-      DIFFEVO_UNROLL
       for (int c = 0; c < Cfg::dvc; ++c) my.acc[r][c] = T(0);
     }
   });
@@ -187,6 +184,14 @@ DIFFEVO_HD void simt_block(Ctx& ctx, const pairwise_params<T>& p) {
             sm.logc[j] = valid ? static_cast<T>(logc[key] * T(kLog2e)) : neg_inf<T>();
           }
         }
+        if (ci == 0) {
+          state_t& my = st(tid);
+          DIFFEVO_UNROLL
+          for (int r = 0; r < Cfg::rows; ++r) {
+            DIFFEVO_UNROLL
+            for (int j = 0; j < Cfg::bn; ++j) my.e[r][j] = T(0);
+          }
+        }
       });
       ctx.barrier();
       // distances of this chunk; on the last chunk, weights and sums
@@ -200,17 +205,7 @@ DIFFEVO_HD void simt_block(Ctx& ctx, const pairwise_params<T>& p) {
           qrow[r] = q + row * d + c0;
         }
         simt_add_distances<Cfg, T>(my.e, qrow, sm.k, dc);
-        if (ci == nchunks - 1) {
-          simt_accumulate_tile<Cfg, T, OnlineMax>(my, sm, inv2, dvc);
-          // the next tile's sums start from zero: cleared here, unconditionally, once per
-          // tile (CS2R, half an instruction per pair). Cleared under `ci == 0` in the
-          // staging phase instead, the compiler made it a select per pair and chunk.
-          DIFFEVO_UNROLL
-          for (int r = 0; r < Cfg::rows; ++r) {
-            DIFFEVO_UNROLL
-            for (int j = 0; j < Cfg::bn; ++j) my.e[r][j] = T(0);
-          }
-        }
+        if (ci == nchunks - 1) simt_accumulate_tile<Cfg, T, OnlineMax>(my, sm, inv2, dvc);
       });
       ctx.barrier();
     }
