@@ -46,6 +46,7 @@ struct mma_config {
 
 static_assert(mma_config::bm == mma_config::bn, "staging runs one index over rows and keys");
 static_assert(mma_config::threads == 2 * mma_config::bm, "two row owners per row");
+static_assert(mma_config::bn <= mma_config::threads, "one thread per key stages the key terms");
 static_assert(mma_config::threads % mma_config::dk == 0 && mma_config::threads % mma_config::dvc == 0,
               "staging gives each thread a fixed column");
 
@@ -328,8 +329,8 @@ DIFFEVO_HD void mma_block(Ctx& ctx, const pairwise_params<float>& p) {
       for (int nt = 0; nt < C::ntiles; ++nt)
         DIFFEVO_UNROLL
         for (int i = 0; i < 4; ++i) my.s[nt][i] = 0.0f;
-      for (int j = tid; j < C::bn; j += C::threads)
-        sm.bias[j] = key0 + j < nk ? kn[key0 + j] : neg_inf<float>();
+      // one key per thread (bn <= threads): no loop for a trip count of 0 or 1
+      if (tid < C::bn) sm.bias[tid] = key0 + tid < nk ? kn[key0 + tid] : neg_inf<float>();
     });
     for (int ci = 0; ci < nchunks; ++ci) {
       const std::int64_t c0 = static_cast<std::int64_t>(ci) * C::dk;
