@@ -46,11 +46,11 @@ ROUND_BUDGET = 10.0
 SLOW_MAX_N = 16384
 
 #: nanoseconds per pair of one float32 generation, measured at N = 2048 on the
-#: 2-core machine (bench/README.md); numba's figure is pessimistic for large N
+#: 2-core machine (numba's D = 256 at N = 16384: 5 ns; bench/README.md)
 NS_PER_PAIR = {
     "numpy": {2: 9.0, 16: 33.0, 64: 119.0, 256: 718.0},
     "cpp": {2: 4.6, 16: 6.9, 64: 22.0, 256: 125.0},
-    "numba": {2: 0.3, 16: 1.1, 64: 4.6, 256: 15.0},
+    "numba": {2: 0.3, 16: 1.1, 64: 4.6, 256: 6.0},
 }
 
 

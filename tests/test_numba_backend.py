@@ -50,7 +50,8 @@ def assert_close(actual, expected, tol, what="", floor=0.0):
     expected = np.asarray(expected, dtype=np.float64)
     scale = float(np.max(np.abs(expected))) if expected.size else 1.0
     err = float(np.max(np.abs(np.asarray(actual, dtype=np.float64) - expected))) if expected.size else 0.0
-    assert err <= tol * scale + floor, f"{what}: max error {err:.3e} > {tol:.1e} * scale {scale:.3e} + {floor:.1e}"
+    assert err <= tol * scale + floor, (
+        f"{what}: max error {err:.3e} > {tol:.1e} * scale {scale:.3e} + {floor:.1e}")
 
 
 def oracle(q, k, v, logc, s, inv, online):

@@ -148,7 +148,14 @@ def _x0(x, g, alpha, z, density, h, mode, be):
         p = _kde(z, h, be)
     else:
         p = xp.full(x.shape[:-1], 1.0 / n, dtype=x.dtype)
-    s_sum = (c[..., None, :] @ x)[..., 0, :]  # (..., D): sum_j c_j x_j, the eps*G floor's numerator
+    # (..., D): sum_j c_j x_j, the eps*G floor's numerator. On the host not by BLAS:
+    # a threaded OpenBLAS gemv leaves its workers spinning for ~0.1 s, which took
+    # a third of the 2 cores from the next generation's kernel (N=8192, D=64:
+    # x0 107 -> 160 ms; bench/README.md)
+    if xp is np:
+        s_sum = np.einsum("...j,...jd->...d", c, x)
+    else:
+        s_sum = (c[..., None, :] @ x)[..., 0, :]
     z_sum = c.sum(axis=-1, keepdims=True)
     a_sum += EPS * s_sum[..., None, :]
     b_sum += EPS * z_sum + EPS * (p + EPS)

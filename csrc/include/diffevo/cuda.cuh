@@ -137,28 +137,6 @@ inline unsigned blocks_for(std::int64_t n, int threads) {
 
 constexpr std::int64_t kMaxGridYZ = 65535;
 
-template <class T>
-pairwise_params<T> device_params(const T* q, const T* k, const T* v, const T* logc, std::int64_t batch,
-                                 std::int64_t nq, std::int64_t nk, std::int64_t d, std::int64_t dv, double s,
-                                 double inv2sigma2, T* a, T* b, T* m) {
-  pairwise_params<T> p{};
-  p.q = q;
-  p.k = k;
-  p.v = v;
-  p.logc = logc;
-  p.a = a;
-  p.b = b;
-  p.m = m;
-  p.batch = batch;
-  p.nq = nq;
-  p.nk = nk;
-  p.d = d;
-  p.dv = dv;
-  p.s = static_cast<T>(s);
-  p.inv2 = static_cast<T>(inv2sigma2 * kLog2e);
-  return p;
-}
-
 // Offsets a launch's pointers to batch `first` (grid z covers at most 65535 batches).
 template <class T>
 pairwise_params<T> batch_slice(pairwise_params<T> p, std::int64_t first, std::int64_t count) {
@@ -230,13 +208,12 @@ void pairwise_sums_async(const T* q,     // [batch, nq, d]
                          T* m,  // [batch, nq]
                          cudaStream_t stream = 0, kernel_path path = kernel_path::automatic) {
   static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value, "float or double");
-  DIFFEVO_EXPECTS(batch >= 0 && nq >= 0 && nk >= 0 && d >= 0 && dv >= 0,
-                  "pairwise_sums: extents must be non-negative");
+  detail::check_pairwise_extents(batch, nq, nk, d, dv);
   constexpr bool is_f32 = std::is_same<T, float>::value;
   if (path == kernel_path::automatic) path = choose_path(is_f32, d);
   DIFFEVO_EXPECTS(is_f32 || path == kernel_path::simt, "pairwise_sums: the tensor-core path 'mma' is float32 only");
   if (batch == 0 || nq == 0) return;
-  auto p = detail::device_params(q, k, v, logc, batch, nq, nk, d, dv, s, inv2sigma2, a, b, m);
+  auto p = detail::make_params(q, k, v, logc, batch, nq, nk, d, dv, s, inv2sigma2, a, b, m);
   if (path == kernel_path::simt) {
     using cfg = detail::simt_device_config<T>;
     const auto grid = detail::simt_grid<cfg>(1, nq, dv);

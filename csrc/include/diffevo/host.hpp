@@ -30,34 +30,6 @@ namespace diffevo {
 
 namespace detail {
 
-inline void check_pairwise_extents(std::int64_t batch, std::int64_t nq, std::int64_t nk,
-                                   std::int64_t d, std::int64_t dv) {
-  DIFFEVO_EXPECTS(batch >= 0 && nq >= 0 && nk >= 0 && d >= 0 && dv >= 0,
-                  "pairwise_sums: extents must be non-negative");
-}
-
-template <class T>
-pairwise_params<T> make_params(const T* q, const T* k, const T* v, const T* logc, std::int64_t batch,
-                               std::int64_t nq, std::int64_t nk, std::int64_t d, std::int64_t dv,
-                               double s, double inv2sigma2, T* a, T* b, T* m) {
-  pairwise_params<T> p{};
-  p.q = q;
-  p.k = k;
-  p.v = v;
-  p.logc = logc;
-  p.a = a;
-  p.b = b;
-  p.m = m;
-  p.batch = batch;
-  p.nq = nq;
-  p.nk = nk;
-  p.d = d;
-  p.dv = dv;
-  p.s = static_cast<T>(s);
-  p.inv2 = static_cast<T>(inv2sigma2 * kLog2e);
-  return p;
-}
-
 inline int host_workers(int requested, double work) {
   if (requested > 0) return requested;
   if (work < 4e6) return 1;  // below a few ms of work, starting threads costs more

@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from numba import njit
 
-from ._fastexp import FASTMATH, LOG2E, exp2, row_max, zero
+from ._fastexp import FASTMATH, exp2, row_max, zero
 
 #: columns per chunk of the transposed (mirror) pass
 _COL_CHUNK = 64
@@ -180,7 +180,7 @@ def dot_error_bound(a: np.ndarray, b: np.ndarray, inv2sigma2: float, dtype) -> f
     return 4.0 * float(np.finfo(dtype).eps) * r * inv2sigma2
 
 
-def _blas_single_thread():
+def blas_single_thread():
     """A context in which BLAS runs on the calling thread only (threadpoolctl), or None."""
     global _CONTROLLER
     if _CONTROLLER is None:
@@ -224,14 +224,14 @@ def gemm_sums(cent, v, lc2, s, inv2, online, block, same, threads):
     bq = min(block, nq)
     bk = min(block, nk)
     pairs = [(i0, j0) for i0 in range(0, nq, bq) for j0 in range(i0 if same else 0, nk, bk)]
-    limit = _blas_single_thread() if threads > 1 else None
-    if limit is None:
+    if blas_single_thread() is None:
         threads = 1
     args = (qc, kc, a, b, v, lc2, dt.type(inv2), dt.type(2.0 * s), online, bq, bk, same)
     if threads == 1:
         parts = [_work(pairs, *args)]
     else:
         workers = [pairs[t::threads] for t in range(threads)]
+        limit = blas_single_thread()
         with limit, ThreadPoolExecutor(threads) as pool:
             parts = list(pool.map(lambda w: _work(w, *args), workers))
     return _merge(parts, online)
@@ -293,4 +293,4 @@ def _merge(parts, online):
     return a_out, b_out, m
 
 
-__all__ = ["gemm_sums", "centred", "dot_error_bound", "LOG2E"]
+__all__ = ["gemm_sums", "centred", "dot_error_bound", "blas_single_thread"]

@@ -109,7 +109,24 @@ def pairwise_sums(q, k, v, logc, s, inv2sigma2, online_max, *, path: str = "auto
     """See :mod:`diffevo.backends` for the contract (2-D or batched 3-D arrays).
 
     ``path`` ('auto', 'direct' or 'dot') forces one form; for tests and benchmarks.
+
+    BLAS is held to the calling thread for the whole call: a threaded OpenBLAS
+    call leaves its workers spinning for ~0.1 s afterwards, and those spinners
+    took a third to a half of the 2 cores from the kernels (D = 2, N = 16384:
+    38 -> 65..95 ms; D = 64, N = 8192: 100 -> 150 ms).
     """
+    if path not in ("auto", "direct", "dot"):
+        raise ValueError(f"path must be 'auto', 'direct' or 'dot'; got {path!r}")
+    from ._numba_gemm import blas_single_thread
+
+    limit = blas_single_thread()
+    if limit is None:
+        return _pairwise_sums(q, k, v, logc, s, inv2sigma2, online_max, path)
+    with limit:
+        return _pairwise_sums(q, k, v, logc, s, inv2sigma2, online_max, path)
+
+
+def _pairwise_sums(q, k, v, logc, s, inv2sigma2, online_max, path):
     import numba
 
     from ._numba_direct import direct_sums
@@ -122,8 +139,6 @@ def pairwise_sums(q, k, v, logc, s, inv2sigma2, online_max, *, path: str = "auto
     dt = q.dtype
     nb, nq, d = q.shape
     nk = k.shape[1]
-    if path not in ("auto", "direct", "dot"):
-        raise ValueError(f"path must be 'auto', 'direct' or 'dot'; got {path!r}")
 
     if online_max or nk == 0:
         shift = np.zeros(nb, dtype=dt)
