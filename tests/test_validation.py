@@ -115,3 +115,27 @@ def test_random_projection_rejects():
 def test_mapping_rejects_bad_temperature():
     with pytest.raises(ValueError, match="temperature"):
         diffevo.Energy(temperature=0)
+
+
+class _FakeDeviceVector:
+    """Speaks the CUDA array interface (a device array) without needing a GPU."""
+
+    __cuda_array_interface__ = {"shape": (8,), "typestr": "<f8", "data": (0, False), "version": 3}
+    shape, ndim = (8,), 1
+
+
+@pytest.mark.parametrize("argument", ["fitness", "latent"])
+def test_device_array_beside_host_population_named(argument):
+    kwargs = {"fitness": G}
+    if argument == "fitness":
+        kwargs["fitness"] = _FakeDeviceVector()
+    else:
+        kwargs["latent"] = _FakeDeviceVector()
+    fitness = kwargs.pop("fitness")
+    with pytest.raises(ValueError, match=rf"^{argument} is a GPU array but the population is a host"):
+        diffevo.x0_estimate(X, fitness, 0.5, backend="numpy", **kwargs)
+
+
+def test_device_noise_beside_host_step_named():
+    with pytest.raises(ValueError, match=r"^z is a GPU array"):
+        diffevo.ddim_step(X, X, 0.2, 0.5, z=_FakeDeviceVector())

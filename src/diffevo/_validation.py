@@ -26,12 +26,26 @@ def _device_view(a: Any, name: str):
     return a
 
 
-def as_population(x: Any, name: str = "x", *, batched: bool = False):
+def _on_device_of(a: Any, like: Any, name: str):
+    """Put ``a`` beside the population ``like``: host data joins a device population (one
+    upload); a device array beside a host population is refused, naming the argument."""
+    if like is None:
+        return a
+    if namespace(like) is np:
+        if is_gpu_array(a):
+            raise ValueError(f"{name} is a GPU array but the population is a host (NumPy) array: "
+                             "pass both on the same device")
+        return a
+    return namespace(like).asarray(_device_view(a, name))
+
+
+def as_population(x: Any, name: str = "x", *, batched: bool = False, like: Any = None):
     """Check a population of finite floats; keep float32/float64, promote ints.
 
     Shape (N, D), or with ``batched`` also (R, N, D): R independent populations.
+    ``like``: the population this array belongs beside (same device), if any.
     """
-    x = _device_view(x, name)
+    x = _device_view(_on_device_of(x, like, name), name)
     xp = namespace(x)
     if not hasattr(x, "shape"):
         x = np.asarray(x)
@@ -55,10 +69,13 @@ def as_population(x: Any, name: str = "x", *, batched: bool = False):
 
 
 def as_vector(f: Any, shape: int | tuple, dtype, name: str = "fitness", *,
-              non_negative: bool = False):
-    """Check a per-member vector of shape (N,) (or (R, N) for batches): finite, maybe >= 0."""
+              non_negative: bool = False, like: Any = None):
+    """Check a per-member vector of shape (N,) (or (R, N) for batches): finite, maybe >= 0.
+
+    ``like``: the population the vector belongs to (it is put on the same device).
+    """
     shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
-    f = _device_view(f, name)
+    f = _device_view(_on_device_of(f, like, name), name)
     xp = namespace(f) if hasattr(f, "shape") else np
     f = xp.asarray(f)
     if f.dtype.kind not in "biuf":

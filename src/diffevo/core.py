@@ -107,7 +107,7 @@ def x0_estimate(
     """
     be = backends.resolve(backend, x)  # first: a device array meets a CPU backend -> clear error
     x_in, x = x, as_population(x, "x", batched=True)
-    g = as_vector(fitness, x.shape[:-1], x.dtype, "fitness", non_negative=True)
+    g = as_vector(fitness, x.shape[:-1], x.dtype, "fitness", non_negative=True, like=x)
     a = check_alpha(alpha, "alpha", allow_one=False)
     check_choice(density, "density", DENSITIES)
     check_choice(mode, "mode", MODES)
@@ -115,7 +115,7 @@ def x0_estimate(
     if latent is None:
         z = x
     else:
-        z = as_population(latent, "latent", batched=True)
+        z = as_population(latent, "latent", batched=True, like=x)
         if z.shape[:-1] != x.shape[:-1]:
             raise ValueError(f"latent must have shape {tuple(x.shape[:-1])} + (d,) to match x; "
                              f"got shape {tuple(z.shape)}")
@@ -188,7 +188,7 @@ def ddim_step(
         x_prev of x_t's shape, dtype and device.
     """
     x_in, x_t = x_t, as_population(x_t, "x_t", batched=True)
-    x0 = as_population(x0, "x0", batched=True)
+    x0 = as_population(x0, "x0", batched=True, like=x_t)
     if x0.shape != x_t.shape:
         raise ValueError(f"x0 must have x_t's shape {tuple(x_t.shape)}; got {tuple(x0.shape)}")
     at = check_alpha(alpha_t, "alpha_t", allow_one=False)
@@ -200,7 +200,7 @@ def ddim_step(
             "a DDIM step moves toward the clean end"
         )
     if z is not None:
-        z = as_population(z, "z", batched=True)
+        z = as_population(z, "z", batched=True, like=x_t)
         if z.shape != x_t.shape:
             raise ValueError(f"z must have x_t's shape {tuple(x_t.shape)}; got {tuple(z.shape)}")
     return _caller_kind(_ddim(x_t, x0.astype(x_t.dtype, copy=False), at, ap, eta, z, rng), x_in)

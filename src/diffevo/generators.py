@@ -53,7 +53,8 @@ class BayesianGenerator:
     ):
         self.x = as_population(x, "x")
         n = self.x.shape[0]
-        self.fitness = as_vector(fitness, n, self.x.dtype, "fitness", non_negative=True)
+        self.fitness = as_vector(fitness, n, self.x.dtype, "fitness", non_negative=True,
+                                 like=self.x)
         try:
             alpha_t, alpha_prev = alpha
         except (TypeError, ValueError):
@@ -101,7 +102,7 @@ class LatentBayesianGenerator(BayesianGenerator):
     def __init__(self, x: Any, latent: Any, fitness: Any, alpha: tuple[float, float],
                  density: str = "uniform", h: float = 0.1, **kwargs: Any):
         super().__init__(x, fitness, alpha, density, h, **kwargs)
-        z = as_population(latent, "latent")
+        z = as_population(latent, "latent", like=self.x)
         if z.shape[0] != self.x.shape[0]:
             raise ValueError(
                 f"latent must have N={self.x.shape[0]} rows to match x; got shape {tuple(z.shape)}")
