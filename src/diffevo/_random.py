@@ -24,9 +24,3 @@ def as_generator(seed: Any, like: Any = None):
     if isinstance(seed, np.random.Generator):
         seed = int(seed.integers(2**63))
     return xp.random.default_rng(seed)
-
-
-def standard_normal(rng, shape, dtype, xp):
-    """Standard normal draw of ``shape`` in ``dtype`` (float32/float64)."""
-    del xp  # NumPy's and CuPy's Generators share this call
-    return rng.standard_normal(shape, dtype=dtype)

@@ -128,6 +128,17 @@ def check_positive(value: Any, name: str) -> float:
     return v
 
 
+def check_step_noise(value: Any, alpha_t: float, alpha_prev: float) -> float:
+    """The DDIM step's noise in [0, 1]; with noise the step must move toward the clean end."""
+    eta = check_noise(value)
+    if eta > 0 and alpha_prev < alpha_t:
+        raise ValueError(
+            f"alpha_prev ({alpha_prev!r}) must not be below alpha_t ({alpha_t!r}) when noise > 0: "
+            "a DDIM step moves toward the clean end"
+        )
+    return eta
+
+
 def check_noise(value: Any) -> float:
     try:
         v = float(value)

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import backends
 from ._array import is_gpu_array, namespace
-from ._random import as_generator, standard_normal
+from ._random import as_generator
 from ._validation import (
     DENSITIES,
     MODES,
@@ -23,8 +23,8 @@ from ._validation import (
     as_vector,
     check_alpha,
     check_choice,
-    check_noise,
     check_positive,
+    check_step_noise,
 )
 
 #: the floor the reference adds to fitness, Gaussian, density and denominator
@@ -193,12 +193,7 @@ def ddim_step(
         raise ValueError(f"x0 must have x_t's shape {tuple(x_t.shape)}; got {tuple(x0.shape)}")
     at = check_alpha(alpha_t, "alpha_t", allow_one=False)
     ap = check_alpha(alpha_prev, "alpha_prev", allow_one=True)
-    eta = check_noise(noise)
-    if eta > 0 and ap < at:
-        raise ValueError(
-            f"alpha_prev ({ap!r}) must not be below alpha_t ({at!r}) when noise > 0: "
-            "a DDIM step moves toward the clean end"
-        )
+    eta = check_step_noise(noise, at, ap)
     if z is not None:
         z = as_population(z, "z", batched=True, like=x_t)
         if z.shape != x_t.shape:
@@ -213,6 +208,6 @@ def _ddim(x_t, x0, at, ap, eta, z, rng):
     x_prev = math.sqrt(ap) * x0 + direction * eps_t
     if sigma > 0:
         if z is None:
-            z = standard_normal(as_generator(rng, x_t), x_t.shape, x_t.dtype, namespace(x_t))
+            z = as_generator(rng, x_t).standard_normal(x_t.shape, dtype=x_t.dtype)
         x_prev = x_prev + sigma * z.astype(x_t.dtype, copy=False)
     return x_prev

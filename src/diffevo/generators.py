@@ -20,8 +20,8 @@ from ._validation import (
     as_vector,
     check_alpha,
     check_choice,
-    check_noise,
     check_positive,
+    check_step_noise,
 )
 from .core import _ddim, _x0
 
@@ -79,9 +79,7 @@ class BayesianGenerator:
 
     def __call__(self, noise: float = 1.0, return_x0: bool = False):
         """Step the population: ``x_prev``, or ``(x_prev, x0)`` with ``return_x0``."""
-        eta = check_noise(noise)
-        if eta > 0 and self.alpha_prev < self.alpha_t:
-            raise ValueError("alpha_prev must not be below alpha_t when noise > 0")
+        eta = check_step_noise(noise, self.alpha_t, self.alpha_prev)
         x0 = self.estimate_x0()
         rng = as_generator(self.rng, self.x) if eta > 0 else None
         x_next = _ddim(self.x, x0, self.alpha_t, self.alpha_prev, eta, None, rng)

@@ -62,7 +62,7 @@ from typing import Any
 import numpy as np
 
 from ._array import is_gpu_array, namespace, to_numpy
-from ._random import as_generator, standard_normal
+from ._random import as_generator
 from ._validation import DENSITIES, MODES, check_choice, check_noise, check_positive
 from .backends import BACKENDS
 from .core import ddim_step, x0_estimate
@@ -392,7 +392,7 @@ class DiffusionEvolution:
             r = self._rng.random((n, d), dtype=dt)
             self._u = (2 * r - 1) * half
         else:
-            self._u = standard_normal(self._rng, (n, d), dt, xp)
+            self._u = self._rng.standard_normal((n, d), dtype=dt)
 
         self.latent_dim = None
         self._proj = None
@@ -404,7 +404,7 @@ class DiffusionEvolution:
         self.noise = noise
         if latent_dim is not None:
             self.latent_dim = _check_int(latent_dim, "latent_dim", 1)
-            w = standard_normal(self._rng, (self.latent_dim, d), dt, xp)
+            w = self._rng.standard_normal((self.latent_dim, d), dtype=dt)
             self._proj = w / xp.linalg.norm(w, axis=1, keepdims=True)
 
         self.generation = 0

@@ -220,7 +220,7 @@ def gemm_sums(cent, v, lc2, s, inv2, online, block, same, threads):
     """
     qc, kc, a, b = cent
     dt = qc.dtype
-    nq, nk, dv = qc.shape[0], kc.shape[0], v.shape[1]
+    nq, nk = qc.shape[0], kc.shape[0]
     bq = min(block, nq)
     bk = min(block, nk)
     pairs = [(i0, j0) for i0 in range(0, nq, bq) for j0 in range(i0 if same else 0, nk, bk)]
