@@ -7,36 +7,26 @@ Every error names the argument it is about, so a user sees ``fitness`` or
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import numpy as np
 
-from ._array import is_gpu_array, namespace
+from ._device import device_view, namespace, on_device_of
 
 DENSITIES = ("uniform", "kde")
 MODES = ("reference", "exact")
 
 
-def _device_view(a: Any, name: str):
-    """torch / CAI / DLPack device arrays -> CuPy views (no copy), checked for the current device."""
-    if is_gpu_array(a):
-        from .backends.cuda_backend import as_cupy  # noqa: PLC0415 - only for device arrays
-
-        return as_cupy(a, name)
+def _plain_array(a: Any, name: str):
+    """Refuse what would silently compute on hidden data; native byte order."""
+    if isinstance(a, np.ma.MaskedArray):
+        raise TypeError(f"{name} is a masked array (numpy.ma): pass plain data, e.g. "
+                        f"{name}.filled(value) or {name}.compressed()")
+    dtype = getattr(a, "dtype", None)
+    if isinstance(a, np.ndarray) and dtype is not None and not dtype.isnative:
+        a = a.astype(dtype.newbyteorder("="))  # big-endian in, native out (x and fitness alike)
     return a
-
-
-def _on_device_of(a: Any, like: Any, name: str):
-    """Put ``a`` beside the population ``like``: host data joins a device population (one
-    upload); a device array beside a host population is refused, naming the argument."""
-    if like is None:
-        return a
-    if namespace(like) is np:
-        if is_gpu_array(a):
-            raise ValueError(f"{name} is a GPU array but the population is a host (NumPy) array: "
-                             "pass both on the same device")
-        return a
-    return namespace(like).asarray(_device_view(a, name))
 
 
 def as_population(x: Any, name: str = "x", *, batched: bool = False, like: Any = None):
@@ -45,7 +35,7 @@ def as_population(x: Any, name: str = "x", *, batched: bool = False, like: Any =
     Shape (N, D), or with ``batched`` also (R, N, D): R independent populations.
     ``like``: the population this array belongs beside (same device), if any.
     """
-    x = _device_view(_on_device_of(x, like, name), name)
+    x = device_view(on_device_of(_plain_array(x, name), like, name), name)
     xp = namespace(x)
     if not hasattr(x, "shape"):
         x = np.asarray(x)
@@ -75,7 +65,7 @@ def as_vector(f: Any, shape: int | tuple, dtype, name: str = "fitness", *,
     ``like``: the population the vector belongs to (it is put on the same device).
     """
     shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
-    f = _device_view(_on_device_of(f, like, name), name)
+    f = device_view(on_device_of(_plain_array(f, name), like, name), name)
     xp = namespace(f) if hasattr(f, "shape") else np
     f = xp.asarray(f)
     if f.dtype.kind not in "biuf":
@@ -99,12 +89,21 @@ def as_vector(f: Any, shape: int | tuple, dtype, name: str = "fitness", *,
     return f
 
 
+def as_real(value: Any, name: str, what: str) -> float:
+    """A real number (Python, NumPy scalar or 0-d array) as a float; strings and bools are
+    refused, so ``"0.5"`` or ``True`` never slip through as numbers."""
+    if isinstance(value, (bool, np.bool_)) or isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be {what}; got {value!r}")
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be {what}; got {value!r}")
+    return float(value)
+
+
 def check_alpha(value: Any, name: str, *, allow_one: bool) -> float:
     """alpha in (0, 1) -- or (0, 1] for the step's target alpha."""
-    try:
-        a = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a real number in (0, 1); got {value!r}") from None
+    a = as_real(value, name, "a real number in (0, 1)")
     upper_ok = a <= 1.0 if allow_one else a < 1.0
     if not (math.isfinite(a) and a > 0.0 and upper_ok):
         interval = "(0, 1]" if allow_one else "(0, 1)"
@@ -119,10 +118,7 @@ def check_choice(value: Any, name: str, choices) -> str:
 
 
 def check_positive(value: Any, name: str) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a positive number; got {value!r}") from None
+    v = as_real(value, name, "a positive number")
     if not (math.isfinite(v) and v > 0):
         raise ValueError(f"{name} must be a positive finite number; got {value!r}")
     return v
@@ -140,10 +136,36 @@ def check_step_noise(value: Any, alpha_t: float, alpha_prev: float) -> float:
 
 
 def check_noise(value: Any) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"noise must be a number in [0, 1]; got {value!r}") from None
+    v = as_real(value, "noise", "a number in [0, 1]")
     if not (math.isfinite(v) and 0.0 <= v <= 1.0):
         raise ValueError(f"noise must be in [0, 1] (0: deterministic DDIM, 1: DDPM-like); got {value!r}")
     return v
+
+
+def check_bandwidth(value: Any, dtype) -> float:
+    """The KDE bandwidth h > 0 whose kernel 1 / (2 h^2) is finite in ``dtype``: below
+    that the Gaussian of every member with itself is inf * 0 (NaN)."""
+    h = check_positive(value, "bandwidth")
+    limit = math.sqrt(0.5 / float(np.finfo(dtype).max))
+    if not h > limit:
+        raise ValueError(f"bandwidth must exceed {limit:.3g} in {np.dtype(dtype).name} "
+                         f"(1 / (2 h^2) overflows below it); got {value!r}")
+    return h
+
+
+def distance_limit(dtype, d: int) -> float:
+    """The largest |coordinate| for which squared distances (and the dot-product form's
+    norms) stay finite in ``dtype`` at d dimensions: sqrt(max / d) / 4."""
+    return math.sqrt(float(np.finfo(dtype).max) / max(int(d), 1)) / 4.0
+
+
+def check_distance_range(z: Any, name: str) -> None:
+    """Refuse coordinates whose squared distances would overflow (NaN from inf - inf)."""
+    xp = namespace(z)
+    limit = distance_limit(z.dtype, z.shape[-1])
+    if z.size and float(xp.abs(z).max()) > limit:
+        raise ValueError(
+            f"{name} has coordinates up to {float(xp.abs(z).max()):.3g}, beyond the supported "
+            f"range |{name}| <= {limit:.3g} for {np.dtype(z.dtype).name} at d={z.shape[-1]} "
+            "(squared distances would overflow): rescale the problem"
+        )

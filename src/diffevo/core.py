@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from . import backends
-from ._array import is_gpu_array, namespace
+from ._device import caller_kind, namespace
 from ._random import as_generator
 from ._validation import (
     DENSITIES,
@@ -22,8 +22,9 @@ from ._validation import (
     as_population,
     as_vector,
     check_alpha,
+    check_bandwidth,
     check_choice,
-    check_positive,
+    check_distance_range,
     check_step_noise,
 )
 
@@ -31,7 +32,8 @@ from ._validation import (
 EPS = 1e-9
 
 
-def kde_density(z: Any, bandwidth: float = 0.1, *, backend: str = "auto"):
+def kde_density(z: Any, bandwidth: float = 0.1, *, backend: Any = "auto", path: str = "auto",
+                approx: str | None = None, tol: float = 1e-3):
     """Normalised Gaussian kernel density of every member among the population.
 
     ``p_i = N * K_i / sum_k K_k`` with ``K_i = sum_k exp(-||z_i - z_k||^2 / (2 h^2))``.
@@ -39,33 +41,38 @@ def kde_density(z: Any, bandwidth: float = 0.1, *, backend: str = "auto"):
     Args:
         z: (N, d) positions (the population, or its latent code); (R, N, d) for R
             independent populations.
-        bandwidth: h > 0.
-        backend: see :func:`x0_estimate`.
+        bandwidth: h > 0, with 1 / (2 h^2) finite in z's dtype.
+        backend, path: see :func:`x0_estimate`.
+        approx, tol: ``approx='grid'`` computes the sums on a grid (d <= 3), every
+            density within relative error ``tol`` (:class:`diffevo.approx.GridSums`).
 
     Returns:
         (N,) (or (R, N)) densities with mean 1, in z's dtype and on z's device.
     """
     be = backends.resolve(backend, z)  # first: a device array meets a CPU backend -> clear error
     z_in, z = z, as_population(z, "z", batched=True)
-    h = check_positive(bandwidth, "bandwidth")
-    return _caller_kind(_kde(z, h, be), z_in)
+    h = check_bandwidth(bandwidth, z.dtype)
+    check_distance_range(z, "z")
+    be = _approximate(be, approx, tol, z)
+    return caller_kind(_kde(z, h, be, backends.check_path(path)), z_in)
 
 
-def _caller_kind(out, like):
-    """A torch (or numba.cuda) array in gives one out: see backends.cuda_backend.to_caller_kind."""
-    if is_gpu_array(like) and type(like).__module__.split(".")[0] not in ("cupy", "numpy"):
-        from .backends.cuda_backend import to_caller_kind  # noqa: PLC0415
+def _approximate(be, approx, tol, z):
+    """The backend, wrapped in the grid approximation when ``approx='grid'``."""
+    if approx is None:
+        return be
+    from .approx import wrap  # noqa: PLC0415 - scipy.fft and numba load only when used
 
-        return to_caller_kind(out, like)
-    return out
+    return backends.resolve(wrap(be, approx, tol, z.shape[-1]), z)
 
 
-def _kde(z, h, be):
+def _kde(z, h, be, path="auto"):
     xp = namespace(z)
     n = z.shape[-2]
     no_values = xp.empty(z.shape[:-1] + (0,), dtype=z.dtype)
     zeros = xp.zeros(z.shape[:-1], dtype=z.dtype)
-    _, k_sum, shift = be.pairwise_sums(z, z, no_values, zeros, 1.0, 1.0 / (2.0 * h * h), False)
+    _, k_sum, shift = be.pairwise_sums(z, z, no_values, zeros, 1.0, 1.0 / (2.0 * h * h), False,
+                                       path=path)
     k_sum = k_sum * xp.exp(shift)
     return n * k_sum / k_sum.sum(axis=-1, keepdims=True)
 
@@ -79,7 +86,10 @@ def x0_estimate(
     density: str = "uniform",
     bandwidth: float = 0.1,
     mode: str = "reference",
-    backend: str = "auto",
+    backend: Any = "auto",
+    path: str = "auto",
+    approx: str | None = None,
+    tol: float = 1e-3,
 ):
     """Estimate every member's clean origin x0 (SPEC.md section 3).
 
@@ -90,17 +100,31 @@ def x0_estimate(
     Args:
         x: (N, D) population, float32 or float64 (kept), NumPy or CuPy; or
             (R, N, D): R independent populations estimated in one backend call.
-        fitness: (N,) (or (R, N)) non-negative mapped fitness g.
+        fitness: (N,) (or (R, N)) non-negative mapped fitness g (the kernel's weights): any
+            finite values, however large -- the sums are taken relative to the largest.
         alpha: alpha_t in (0, 1).
         latent: optional (N, d) (or (R, N, d)) latent code; distances (and the density) use it,
             the average is still over x.
         density: ``'uniform'`` (p_i = 1/N) or ``'kde'``.
-        bandwidth: the KDE bandwidth h.
+        bandwidth: the KDE bandwidth h (1 / (2 h^2) must be finite in x's dtype).
         mode: ``'reference'`` keeps the 1e-9 floors of the published behaviour;
             ``'exact'`` drops them (eps = 0) and sums in log space with a running
             maximum, so it never underflows to 0/0. All-zero fitness counts as uniform.
         backend: ``'auto'`` (numba on the CPU, cuda for device arrays), ``'numpy'``,
-            ``'cpp'``, ``'numba'`` or ``'cuda'``.
+            ``'cpp'``, ``'numba'`` or ``'cuda'``; or an object implementing the backend
+            contract (:mod:`diffevo.backends`).
+        path: the kernel path, ``'auto'``, ``'direct'`` (direct differences) or ``'dot'``
+            (the dot-product form: BLAS on the CPU, tensor cores on the GPU).
+        approx: ``None`` (exact sums) or ``'grid'``: the sums on a grid (FFT convolution, or a
+            cut-off cell-list sum at alpha near 1) for d <= 3 distance dimensions (x's, or
+            the latent's), with ``max_i |x0_i - x0_exact_i| <= tol * std(x)`` for every member
+            in both modes; rows the grid cannot bound are computed exactly
+            (:class:`diffevo.approx.GridSums` says how the grid is sized).
+        tol: the grid's error target, in units of std(x) (> 0).
+
+    Distances must stay finite: every coordinate of z (latent or x) within
+    ``sqrt(finfo(dtype).max / d) / 4`` (float32 about 4.6e18 / sqrt(d), float64 about
+    3.4e153 / sqrt(d)); beyond it a ValueError names the argument.
 
     Returns:
         (N, D) (or (R, N, D)) x0 estimate, same dtype and device as x.
@@ -111,7 +135,8 @@ def x0_estimate(
     a = check_alpha(alpha, "alpha", allow_one=False)
     check_choice(density, "density", DENSITIES)
     check_choice(mode, "mode", MODES)
-    h = check_positive(bandwidth, "bandwidth")
+    h = check_bandwidth(bandwidth, x.dtype)
+    p = backends.check_path(path)
     if latent is None:
         z = x
     else:
@@ -120,10 +145,12 @@ def x0_estimate(
             raise ValueError(f"latent must have shape {tuple(x.shape[:-1])} + (d,) to match x; "
                              f"got shape {tuple(z.shape)}")
         z = z.astype(x.dtype, copy=False)
-    return _caller_kind(_x0(x, g, a, z, density, h, mode, be), x_in)
+    check_distance_range(z, "x" if latent is None else "latent")
+    be = _approximate(be, approx, tol, z)
+    return caller_kind(_x0(x, g, a, z, density, h, mode, be, p), x_in)
 
 
-def _x0(x, g, alpha, z, density, h, mode, be):
+def _x0(x, g, alpha, z, density, h, mode, be, path="auto"):
     xp = namespace(x)
     s = math.sqrt(alpha)
     inv2sigma2 = 1.0 / (2.0 * (1.0 - alpha))
@@ -133,11 +160,19 @@ def _x0(x, g, alpha, z, density, h, mode, be):
         g = xp.where((g > 0).any(axis=-1, keepdims=True), g, xp.ones_like(g))
         with np.errstate(divide="ignore"):
             logc = xp.log(g)  # -inf for zero fitness: those members get no weight
-        a_sum, b_sum, _ = be.pairwise_sums(z, z, x, logc, s, inv2sigma2, True)
+        a_sum, b_sum, _ = be.pairwise_sums(z, z, x, logc, s, inv2sigma2, True, path=path)
         a_sum /= b_sum[..., None]
         return a_sum
+    # Overflow-safe reference sums: every coefficient is taken relative to the largest,
+    # c'_j = c_j / c_max (per population), so no sum overflows whatever finite fitness
+    # comes in, and the backend's shifts M_i stay <= 0 (e^M_i <= 1). Numerator and
+    # denominator are both divided by c_max, so x0 is the reference's in exact arithmetic:
+    #   x0_i = (A'_i + eps S') / (B'_i + eps Z' + eps (p_i + eps) / c_max)
+    # with A', B' the sums over c' and S' = sum_j c'_j x_j, Z' = sum_j c'_j.
     c = g + EPS
-    a_sum, b_sum, shift = be.pairwise_sums(z, z, x, xp.log(c), s, inv2sigma2, False)
+    c_max = c.max(axis=-1, keepdims=True)
+    c /= c_max
+    a_sum, b_sum, shift = be.pairwise_sums(z, z, x, xp.log(c), s, inv2sigma2, False, path=path)
     # The epilogue works in place on the backend's fresh (N, D) output: at a million
     # members that is the difference between one and three population-sized arrays.
     scale = xp.exp(shift)
@@ -145,7 +180,7 @@ def _x0(x, g, alpha, z, density, h, mode, be):
     b_sum *= scale
     n = x.shape[-2]
     if density == "kde":
-        p = _kde(z, h, be)
+        p = _kde(z, h, be, path)
     else:
         p = xp.full(x.shape[:-1], 1.0 / n, dtype=x.dtype)
     # (..., D): sum_j c_j x_j, the eps*G floor's numerator. On the host not by BLAS:
@@ -158,7 +193,7 @@ def _x0(x, g, alpha, z, density, h, mode, be):
         s_sum = (c[..., None, :] @ x)[..., 0, :]
     z_sum = c.sum(axis=-1, keepdims=True)
     a_sum += EPS * s_sum[..., None, :]
-    b_sum += EPS * z_sum + EPS * (p + EPS)
+    b_sum += EPS * z_sum + EPS * (p + EPS) / c_max
     a_sum /= b_sum[..., None]
     return a_sum
 
@@ -198,7 +233,7 @@ def ddim_step(
         z = as_population(z, "z", batched=True, like=x_t)
         if z.shape != x_t.shape:
             raise ValueError(f"z must have x_t's shape {tuple(x_t.shape)}; got {tuple(z.shape)}")
-    return _caller_kind(_ddim(x_t, x0.astype(x_t.dtype, copy=False), at, ap, eta, z, rng), x_in)
+    return caller_kind(_ddim(x_t, x0.astype(x_t.dtype, copy=False), at, ap, eta, z, rng), x_in)
 
 
 def _ddim(x_t, x0, at, ap, eta, z, rng):

@@ -23,6 +23,7 @@ clamped to 0. Reference and exact mode work as in :mod:`._numba_direct`.
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -180,22 +181,51 @@ def dot_error_bound(a: np.ndarray, b: np.ndarray, inv2sigma2: float, dtype) -> f
     return 4.0 * float(np.finfo(dtype).eps) * r * inv2sigma2
 
 
+class _OneBlasThread:
+    """Process-wide and reference-counted: the first thread in limits BLAS to one thread,
+    the last one out restores the limits it found.
+
+    threadpoolctl's own ``limit`` context restores what it saw on entry; two threads
+    interleaving enter/exit (A saves 2 and sets 1, B saves 1, A restores 2, B restores
+    1) left OpenBLAS at one thread for the rest of the process.
+    """
+
+    def __init__(self, controller):
+        self._controller = controller
+        self._lock = threading.Lock()
+        self._depth = 0
+        self._limiter = None
+
+    def __enter__(self):
+        with self._lock:
+            if self._depth == 0:
+                self._limiter = self._controller.limit(limits=1, user_api="blas")
+            self._depth += 1
+        return self
+
+    def __exit__(self, *exc):
+        with self._lock:
+            self._depth -= 1
+            if self._depth == 0:
+                self._limiter.restore_original_limits()
+                self._limiter = None
+        return False
+
+
 def blas_single_thread():
-    """A context in which BLAS runs on the calling thread only (threadpoolctl), or None."""
-    global _CONTROLLER
-    if _CONTROLLER is None:
+    """A context in which BLAS runs on one thread (threadpoolctl), or None without it."""
+    global _LIMIT
+    if _LIMIT is None:
         try:
             from threadpoolctl import ThreadpoolController
         except ImportError:
-            _CONTROLLER = False
+            _LIMIT = False
         else:
-            _CONTROLLER = ThreadpoolController()
-    if _CONTROLLER is False:
-        return None
-    return _CONTROLLER.limit(limits=1, user_api="blas")
+            _LIMIT = _OneBlasThread(ThreadpoolController())
+    return _LIMIT or None
 
 
-_CONTROLLER = None
+_LIMIT = None
 
 
 def gemm_sums(cent, v, lc2, s, inv2, online, block, same, threads):

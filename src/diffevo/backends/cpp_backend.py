@@ -2,8 +2,8 @@
 
 ``pairwise_sums`` runs the same block body as the CUDA kernel's SIMT path
 (``csrc/include/diffevo/detail/simt_block.hpp``) through a one-thread host execution
-context with host-sized tiles, spread over the machine's cores with std::threads. It
-accepts the 2-D and the batched 3-D form of the backend contract.
+context with host-sized tiles, spread over the machine's cores with std::threads
+(batched inputs, one path: direct differences).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 DEVICE = "cpu"
+PATHS = ("auto", "direct")
 
 
 def is_available() -> bool:
@@ -21,7 +22,7 @@ def is_available() -> bool:
     return True
 
 
-def pairwise_sums(q, k, v, logc, s, inv2sigma2, online_max):
+def pairwise_sums(q, k, v, logc, s, inv2sigma2, online_max, *, path="auto"):
     """See :mod:`diffevo.backends` for the contract."""
     from .. import _core
 

@@ -16,9 +16,13 @@ constant; exact mode keeps a running row maximum (online softmax) and returns it
 
 from __future__ import annotations
 
+import contextlib
+import threading
+
 import numpy as np
 
 DEVICE = "cpu"
+PATHS = ("auto", "direct", "dot")
 
 #: when the dot-product form pays: (pairs per batch at least, d + Dv at least),
 #: first match wins. Both forms cost about linearly in d + Dv per pair (distances
@@ -93,7 +97,8 @@ def chosen_path(q, k, v, s: float, inv2sigma2: float) -> str:
     """
     same = q is k
     if q.ndim == 2:
-        q, k, v = q[None], k[None], v[None]
+        q, v = q[None], v[None]
+        k = q if same else k[None]
     return "dot" if _select(q, k, v, s, inv2sigma2, same, "auto")[0] else "direct"
 
 
@@ -106,24 +111,41 @@ def is_available() -> bool:
 
 
 def pairwise_sums(q, k, v, logc, s, inv2sigma2, online_max, *, path: str = "auto"):
-    """See :mod:`diffevo.backends` for the contract (2-D or batched 3-D arrays).
+    """See :mod:`diffevo.backends` for the contract (batched inputs).
 
     ``path`` ('auto', 'direct' or 'dot') forces one form; for tests and benchmarks.
 
-    BLAS is held to the calling thread for the whole call: a threaded OpenBLAS
-    call leaves its workers spinning for ~0.1 s afterwards, and those spinners
-    took a third to a half of the 2 cores from the kernels (D = 2, N = 16384:
-    38 -> 65..95 ms; D = 64, N = 8192: 100 -> 150 ms).
+    BLAS is held to one thread for the whole call: a threaded OpenBLAS call leaves its
+    workers spinning for ~0.1 s afterwards, and those spinners took a third to a half
+    of the 2 cores from the kernels (D = 2, N = 16384: 38 -> 65..95 ms; D = 64,
+    N = 8192: 100 -> 150 ms).
+
+    Concurrency: on Numba's ``workqueue`` threading layer (the one left where neither
+    OpenMP nor TBB is installed) two threads launching parallel kernels at once abort
+    the process, so calls are serialised there; OpenMP and TBB run them concurrently.
     """
-    if path not in ("auto", "direct", "dot"):
-        raise ValueError(f"path must be 'auto', 'direct' or 'dot'; got {path!r}")
     from ._numba_gemm import blas_single_thread
 
     limit = blas_single_thread()
-    if limit is None:
+    with _entry_guard(), (limit if limit is not None else contextlib.nullcontext()):
         return _pairwise_sums(q, k, v, logc, s, inv2sigma2, online_max, path)
-    with limit:
-        return _pairwise_sums(q, k, v, logc, s, inv2sigma2, online_max, path)
+
+
+_WORKQUEUE_LOCK = threading.Lock()
+_layer: list[str] = []  # the threading layer, once Numba has chosen one
+
+
+def _entry_guard():
+    """The lock serialising calls on the workqueue layer (and while no layer is chosen
+    yet: the first parallel launch picks it), a null context elsewhere."""
+    if not _layer:
+        import numba  # noqa: PLC0415
+
+        try:
+            _layer.append(numba.threading_layer())
+        except ValueError:  # no parallel kernel has run yet
+            return _WORKQUEUE_LOCK
+    return _WORKQUEUE_LOCK if _layer[0] == "workqueue" else contextlib.nullcontext()
 
 
 def _pairwise_sums(q, k, v, logc, s, inv2sigma2, online_max, path):
@@ -132,10 +154,7 @@ def _pairwise_sums(q, k, v, logc, s, inv2sigma2, online_max, path):
     from ._numba_direct import direct_sums
     from ._numba_gemm import gemm_sums
 
-    same = q is k  # before any reshaping: the Gram-symmetry shortcut of the dot form
-    batched = q.ndim == 3
-    if not batched:
-        q, k, v, logc = q[None], k[None], v[None], logc[None]
+    same = q is k  # the Gram-symmetry shortcut of the dot form
     dt = q.dtype
     nb, nq, d = q.shape
     nk = k.shape[1]
@@ -176,8 +195,6 @@ def _pairwise_sums(q, k, v, logc, s, inv2sigma2, online_max, path):
         m = m2 * dt.type(_LN2)
     else:
         m = np.broadcast_to(shift[:, None], (nb, nq)).copy()
-    if not batched:
-        return a_sum[0], b_sum[0], m[0]
     return a_sum, b_sum, m
 
 

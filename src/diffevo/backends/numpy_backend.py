@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 DEVICE = "cpu"
+PATHS = ("auto", "direct")
 
 #: elements of one (query tile x keys) block; 2**22 float64 = 32 MiB
 _BLOCK_ELEMENTS = 1 << 22
@@ -18,12 +19,11 @@ def is_available() -> bool:
     return True
 
 
-def pairwise_sums(q, k, v, logc, s, inv2sigma2, online_max):
-    """See :mod:`diffevo.backends` for the contract."""
-    if q.ndim == 3:  # R independent populations, one after the other
-        parts = [_pairwise_sums_2d(*args, s, inv2sigma2, online_max) for args in zip(q, k, v, logc)]
-        return tuple(np.stack(p) for p in zip(*parts))
-    return _pairwise_sums_2d(q, k, v, logc, s, inv2sigma2, online_max)
+def pairwise_sums(q, k, v, logc, s, inv2sigma2, online_max, *, path="auto"):
+    """See :mod:`diffevo.backends` for the contract (batched inputs; one path, direct)."""
+    # R independent populations, one after the other
+    parts = [_pairwise_sums_2d(*args, s, inv2sigma2, online_max) for args in zip(q, k, v, logc)]
+    return tuple(np.stack(p) for p in zip(*parts))
 
 
 def _pairwise_sums_2d(q, k, v, logc, s, inv2sigma2, online_max):
@@ -41,7 +41,8 @@ def _pairwise_sums_2d(q, k, v, logc, s, inv2sigma2, online_max):
         for c in range(q.shape[1]):  # one coordinate at a time: no (tile, nk, D) array
             diff = qt[:, c : c + 1] - sk[c]
             d2 += diff * diff
-        e = logc[None, :] - d2 * inv
+        with np.errstate(over="ignore"):  # a far key's exponent is -inf: weight 0, as meant
+            e = logc[None, :] - d2 * inv
         if online_max:
             mt = e.max(axis=1)
             mt = np.where(np.isfinite(mt), mt, 0)  # all weights zero: sums stay 0

@@ -14,7 +14,7 @@ import pytest
 
 import diffevo
 from diffevo import examples
-from conftest import case_ids, load_golden
+from golden_data import case_ids, load_golden
 
 RTOL = 1e-10
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import diffevo
-from conftest import case_ids, load_golden
+from golden_data import case_ids, load_golden
 from test_golden import assert_close
 
 GEN = load_golden("generator")

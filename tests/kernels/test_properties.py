@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import diffevo
-from conftest import CPU_BACKENDS
+from golden_data import CPU_BACKENDS
 
 FAST_BACKENDS = [b for b in CPU_BACKENDS if b != "numpy"]
 

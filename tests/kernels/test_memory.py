@@ -46,9 +46,8 @@ _SCRIPT = textwrap.dedent(
     small = rng.standard_normal((64, d)).astype(np.float32)
     # compile (or load from Numba's cache) both forms before the baseline, so that
     # the compiler's own memory is not counted
-    from diffevo.backends import numba_backend as nbb
     for path in ("direct", "dot"):
-        nbb.pairwise_sums(small, small, small, np.zeros(64, np.float32), 0.7, 1.0, False, path=path)
+        diffevo.x0_estimate(small, np.ones(64), 0.7, backend="numba", path=path)
     diffevo.x0_estimate(small, rng.random(64), 0.5, backend="numba")
     x = rng.standard_normal((n, d)).astype(np.float32)
     g = rng.random(n).astype(np.float32)

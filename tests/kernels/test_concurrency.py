@@ -1,0 +1,88 @@
+"""Python threads calling the kernels at once: no abort, no lost thread settings."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")
+
+_THREADS = textwrap.dedent("""
+    import sys, threading
+    import numpy as np
+    import diffevo
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(512, 2)).astype(np.float32)
+    g = rng.random(512).astype(np.float32)
+    want = diffevo.x0_estimate(x, g, 0.5, backend="numba")
+    out, errors = [None] * 4, []
+    def work(i):
+        try:
+            for _ in range(5):
+                out[i] = diffevo.x0_estimate(x, g, 0.5, backend="numba", path=sys.argv[1])
+        except Exception as err:  # pragma: no cover - reported below
+            errors.append(repr(err))
+    ts = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    [t.start() for t in ts]
+    [t.join() for t in ts]
+    assert not errors, errors
+    assert all(np.array_equal(o, out[0]) for o in out)
+    assert np.allclose(out[0], want, rtol=1e-3, atol=1e-4)
+    import numba
+    print(numba.threading_layer())
+""")
+
+
+@pytest.mark.parametrize("path", ["direct", "dot"])
+def test_four_threads_on_the_workqueue_layer_do_not_abort(path):
+    """Numba's workqueue layer aborts the process when two threads launch parallel
+    kernels at once; the numba backend serialises its calls there."""
+    env = dict(os.environ, NUMBA_THREADING_LAYER="workqueue")
+    run = subprocess.run([sys.executable, "-c", _THREADS, path], capture_output=True,
+                         text=True, timeout=300, env=env)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip().splitlines()[-1] == "workqueue"
+
+
+def test_concurrent_dot_calls_restore_the_blas_thread_count():
+    """Interleaved calls on the dot-product path (each limits BLAS to one thread) must
+    leave BLAS as they found it once all have returned."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import threading
+
+    import diffevo
+
+    def blas_threads():
+        info = [p for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
+        return [p["num_threads"] for p in info]
+
+    before = blas_threads()
+    if not before or max(before) < 2:
+        with threadpoolctl.threadpool_limits(2, user_api="blas"):
+            _run_concurrent(diffevo, threading)
+            after = blas_threads()
+        assert after == [2] * len(after), after
+        return
+    _run_concurrent(diffevo, threading)
+    assert blas_threads() == before
+
+
+def _run_concurrent(diffevo, threading):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(1100, 64)).astype(np.float32)
+    g = rng.random(1100).astype(np.float32)
+    barrier = threading.Barrier(3)
+
+    def work():
+        barrier.wait()
+        for _ in range(3):
+            diffevo.x0_estimate(x, g, 0.5, backend="numba", path="dot")
+
+    ts = [threading.Thread(target=work) for _ in range(3)]
+    [t.start() for t in ts]
+    [t.join() for t in ts]
