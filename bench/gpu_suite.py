@@ -15,7 +15,9 @@ Steps (each recorded, none stops the others):
    installed (CUDA toolkit);
 4. the GPU benchmarks (bench/test_gpu.py, pytest-benchmark, synchronised) and
    bench/million.py (a million members, D = 2 and 64: seconds per generation, peak memory);
-5. the performance model (bench/gpu_model.py) of the same module for the same cases.
+5. issue 17's bodies (the sm_90a warpgroup path, the small-D SIMT body) checked against a
+   float64 oracle on shapes that take them, and the issue's target cases timed on them;
+6. the performance model (bench/gpumodel, run as bench/gpu_model.py) of the same module for the same cases.
 
 Writes ONE JSON, ``bench/results/gpu-suite-<device>-<date>.json``: the measured figures
 beside the model's predictions (measured / model per case), test and sanitizer outcomes.
@@ -41,9 +43,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results"
-sys.path.insert(0, str(HERE))
 
-import gpu_model  # noqa: E402  (bench/gpu_model.py)
+import gpumodel
 
 #: kernel tests run under compute-sanitizer (regexes over test node ids): both paths,
 #: tails (primes), batches, KDE, exact mode, both schedule ends -- small sizes, since
@@ -155,7 +156,7 @@ def find_sanitizer() -> str | None:
 
 
 def sanitizer_targets(workdir: Path) -> list[str]:
-    out = _run([sys.executable, "-m", "pytest", "tests/test_cuda_backend.py", "-m", "gpu", "--collect-only",
+    out = _run([sys.executable, "-m", "pytest", "tests/kernels/test_cuda_numerics.py", "-m", "gpu", "--collect-only",
                 "-q", "-p", "no:cacheprovider"], timeout=300, log=workdir / "collect.log")
     ids = [line.strip() for line in out.stdout.splitlines() if "::" in line]
     chosen = [i for i in ids if any(re.search(p, i) for p in SANITIZER_SELECTION)]
@@ -216,21 +217,31 @@ def run_million(workdir: Path, timeout: int) -> dict:
     return {"exit": out.returncode, "error": (out.stderr or "")[-2000:]}
 
 
+#: the Python kernel-path names (diffevo.backends.PATHS) -> the model's (the C++ kernels')
+MODEL_PATH = {"direct": "simt", "dot": "mma"}
+
+
 def attach_model(result: dict) -> None:
     """Model predictions for the measured cases, and measured / model ratios."""
-    module = gpu_model.cuda_module_path()
+    module = gpumodel.cuda_module_path()
     if module is None:
         result["model"] = {"skipped": "no diffevo/_cuda module"}
         return
     try:
         cases = sorted({(c["N"], c["D"]) for c in result.get("benchmarks", {}).get("cases", []) if c.get("N")}
-                       | set(gpu_model.CASES))
-        model = gpu_model.model(module, cases=cases)
+                       | set(gpumodel.CASES))
+        model = gpumodel.model(module, cases=cases)
     except Exception as err:
         result["model"] = {"error": repr(err)}
         return
     result["model"] = {"kind": model["kind"], "predictions": model["predictions"],
-                       "markdown": gpu_model.markdown(model)}
+                       "new_paths": model.get("new_paths", []), "markdown": gpumodel.markdown(model)}
+    for t in result.get("new_paths", {}).get("timings", []):  # the pairwise sums alone: kernel_seconds
+        for p in model.get("new_paths", []):
+            if p["gpu"] == model_gpu_for(result["environment"].get("device")) and (p["n"], p["d"], p["dv"]) == (
+                    t["n"], t["d"], t["dv"]):
+                t["model_kernel_seconds"] = p["kernel_seconds"]
+                t["measured_over_model"] = t["seconds"] / p["kernel_seconds"] if p["kernel_seconds"] else None
     target_gpu = model_gpu_for(result["environment"].get("device"))
     result["model"]["matched_gpu"] = target_gpu
     if target_gpu is None:
@@ -239,7 +250,8 @@ def attach_model(result: dict) -> None:
     for case in result.get("benchmarks", {}).get("cases", []):
         path = case.get("path")
         if path in (None, "auto"):
-            path = gpu_model.auto_path(case["D"])
+            path = gpumodel.auto_path(case["D"])
+        path = MODEL_PATH.get(path, path)
         p = pred.get((case["N"], case["D"], path))
         if p is None:
             continue
@@ -247,6 +259,72 @@ def attach_model(result: dict) -> None:
         case["model_seconds"] = model_s
         case["model_bound"] = p["bound"]
         case["measured_over_model"] = case["seconds_mean"] / model_s if model_s else None
+
+
+#: issue 17's bodies, each on a shape that takes it (diffevo::cuda chooses by arch and shape):
+#: (what, nq, nk, d, dv, online_max, path); checked against a float64 oracle, then timed
+NEW_PATH_CHECKS = [
+    ("wgmma distances", 300, 300, 64, 64, True, "mma"),
+    ("wgmma distances, wide values", 200, 200, 100, 300, False, "mma"),
+    ("wgmma latent", 300, 300, 2, 300, True, "simt"),
+    ("simt_small D=2", 2**19 + 5, 5, 2, 2, False, "simt"),
+]
+#: the issue's target cases on these bodies, timed: (what, n, d, dv, path)
+NEW_PATH_TIMINGS = [("D=2", 1048576, 2, 2, "simt"), ("D=64", 1048576, 64, 64, "mma"),
+                    ("D=1024", 100000, 1024, 1024, "mma"), ("latent 2-D over 1024", 100000, 2, 1024, "simt")]
+
+
+def _device_sums(cp, mod, q, k, v, logc, s, inv, online, path):
+    nq, d = q.shape
+    nk, dv = v.shape
+    a, b, m = cp.empty((nq, dv), cp.float32), cp.empty(nq, cp.float32), cp.empty(nq, cp.float32)
+    mod.pairwise_sums(q.data.ptr, k.data.ptr, v.data.ptr, logc.data.ptr, a.data.ptr, b.data.ptr, m.data.ptr, 1, nq,
+                      nk, d, dv, s, inv, online, False, cp.cuda.get_current_stream().ptr, path)
+    return a, b, m
+
+
+def run_new_paths(quick: bool) -> dict:
+    """Issue 17's bodies on this device: x0 = A / B against float64 (error in std(v) units,
+    issue 17's 1e-5 bound), then seconds per pairwise-sums call of the target cases."""
+    try:
+        import cupy as cp
+
+        from diffevo import _cuda
+    except Exception as err:  # noqa: BLE001 -- reported, not fatal
+        return {"skipped": repr(err)}
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    checks = []
+    for what, nq, nk, d, dv, online, path in NEW_PATH_CHECKS:
+        k = rng.standard_normal((nk, d)).astype(np.float32)
+        q = k[:nq] if nq <= nk else rng.standard_normal((nq, d)).astype(np.float32)
+        v = (k[:, :dv] if dv == d else rng.standard_normal((nk, dv))).astype(np.float32)
+        logc = np.log(rng.uniform(0.05, 1, nk)).astype(np.float32)
+        s, inv = 0.8**0.5, 1.0 / (d * 0.2)
+        a, b, _ = (x.get() for x in _device_sums(cp, _cuda, *(cp.asarray(t) for t in (q, k, v, logc)), s, inv,
+                                                 online, path))
+        e = logc.astype(np.float64)[None] - inv * (
+            (q.astype(np.float64)[:, None] - s * k.astype(np.float64)[None]) ** 2).sum(-1)
+        w = np.exp(e - e.max(1, keepdims=True))
+        x0 = (w @ v.astype(np.float64)) / w.sum(1, keepdims=True)
+        err = float(np.abs(a / b[:, None] - x0).max() / v.std())
+        checks.append({"what": what, "nq": nq, "nk": nk, "d": d, "dv": dv, "x0_error_over_std": err,
+                       "ok": bool(err <= 1e-5 + 2.0**-22 * np.abs(x0).max() / v.std())})
+    timings = []
+    for what, n, d, dv, path in NEW_PATH_TIMINGS[:2] if quick else NEW_PATH_TIMINGS:
+        z = cp.random.standard_normal((n, d), dtype=cp.float32)
+        v = z if dv == d else cp.random.standard_normal((n, dv), dtype=cp.float32)
+        logc = cp.zeros(n, cp.float32)
+        _device_sums(cp, _cuda, z, z, v, logc, 0.5**0.5, 1.0, False, path)  # warm-up (and the probe)
+        start, stop = cp.cuda.Event(), cp.cuda.Event()
+        start.record()
+        _device_sums(cp, _cuda, z, z, v, logc, 0.5**0.5, 1.0, False, path)
+        stop.record()
+        stop.synchronize()
+        timings.append({"what": what, "n": n, "d": d, "dv": dv,
+                        "seconds": cp.cuda.get_elapsed_time(start, stop) / 1e3})
+    return {"checks": checks, "ok": all(c["ok"] for c in checks), "timings": timings}
 
 
 def main(argv=None) -> int:
@@ -279,6 +357,8 @@ def main(argv=None) -> int:
         result["benchmarks"] = run_benchmarks(workdir, args.quick, args.timeout)
     if not (args.skip_million or args.quick):
         result["million"] = run_million(workdir, args.timeout)
+    result["new_paths"] = run_new_paths(args.quick)
+    ok &= result["new_paths"].get("ok", True)
     attach_model(result)
 
     device = result["environment"].get("device") or "unknown-device"

@@ -28,9 +28,10 @@ import math
 
 import numpy as np
 import pytest
+from conftest import blas_summary
 
 import diffevo
-from conftest import blas_summary
+from diffevo.commands.bench import generation
 
 NS = (1024, 4096, 16384, 65536)
 DS = (2, 16, 64, 256)
@@ -65,11 +66,6 @@ def population(n: int, d: int):
     return x, g
 
 
-def one_generation(x, g, backend, rng):
-    x0 = diffevo.x0_estimate(x, g, ALPHA_T, backend=backend)
-    return diffevo.ddim_step(x, x0, ALPHA_T, ALPHA_PREV, noise=1.0, rng=rng)
-
-
 def run_case(benchmark, backend: str, n: int, d: int, *, max_rounds: int = 10):
     if backend not in diffevo.available_backends("cpu"):
         pytest.skip(f"backend {backend!r} is not available here")
@@ -81,7 +77,8 @@ def run_case(benchmark, backend: str, n: int, d: int, *, max_rounds: int = 10):
     x, g = population(n, d)
     rng = np.random.default_rng(0)
     rounds = int(min(max_rounds, max(1, ROUND_BUDGET // max(est, 1e-3))))
-    out = benchmark.pedantic(one_generation, args=(x, g, backend, rng), rounds=rounds, warmup_rounds=1)
+    out = benchmark.pedantic(generation, args=(x, g), rounds=rounds, warmup_rounds=1,
+                             kwargs={"backend": backend, "alpha_t": ALPHA_T, "alpha_prev": ALPHA_PREV, "rng": rng})
     assert out.shape == x.shape and np.isfinite(out).all()
 
     info = benchmark.extra_info

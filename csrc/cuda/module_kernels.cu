@@ -1,6 +1,7 @@
 // The CUDA module's instantiations of the header-only kernels (diffevo/cuda.cuh):
 // float and double x SIMT path x {reference, online max}, plus the float tensor-core
-// path x {reference, online max}, for the architectures named in CMake (80; 90).
+// path x {reference, online max}, and issue 17's float bodies (the sm_90a warpgroup path
+// and the small-D SIMT body), for the architectures named in CMake (80; 90a).
 #include <cuda_runtime.h>
 
 #include "diffevo/cuda.cuh"
@@ -79,7 +80,7 @@ void ddim_step(std::uintptr_t x_t, std::uintptr_t x0, std::uintptr_t z, std::uin
 
 std::vector<kernel_info> kernels() {
   // Itanium-mangled names of the pairwise kernels, as cuobjdump prints them
-  // (checked against the built module by tests/test_cpp_cuda_build.py).
+  // (checked against the built module by tests/packaging/test_cpp_cuda_build.py).
   return {
       {"_ZN7diffevo6detail20pairwise_simt_kernelIfLb0EEEvNS0_15pairwise_paramsIT_EE", "simt", "float32", false},
       {"_ZN7diffevo6detail20pairwise_simt_kernelIfLb1EEEvNS0_15pairwise_paramsIT_EE", "simt", "float32", true},
@@ -87,6 +88,29 @@ std::vector<kernel_info> kernels() {
       {"_ZN7diffevo6detail20pairwise_simt_kernelIdLb1EEEvNS0_15pairwise_paramsIT_EE", "simt", "float64", true},
       {"_ZN7diffevo6detail19pairwise_mma_kernelILb0EEEvNS0_15pairwise_paramsIfEE", "mma", "float32", false},
       {"_ZN7diffevo6detail19pairwise_mma_kernelILb1EEEvNS0_15pairwise_paramsIfEE", "mma", "float32", true},
+      // issue 17's bodies (chosen inside diffevo::cuda by arch and shape, never named by a
+      // path): the warpgroup path <latent dims (0: distances), value columns, online max>,
+      // sm_90a only, and the small-D SIMT body <D, value columns, rows per thread (32, from D = 3 16)>
+      {"_ZN7diffevo6detail21pairwise_wgmma_kernelILi0ELi64ELb0EEEvNS0_15pairwise_paramsIfEENS0_7wg_workE", "wgmma", "float32", false},
+      {"_ZN7diffevo6detail21pairwise_wgmma_kernelILi0ELi64ELb1EEEvNS0_15pairwise_paramsIfEENS0_7wg_workE", "wgmma", "float32", true},
+      {"_ZN7diffevo6detail21pairwise_wgmma_kernelILi0ELi256ELb0EEEvNS0_15pairwise_paramsIfEENS0_7wg_workE", "wgmma", "float32", false},
+      {"_ZN7diffevo6detail21pairwise_wgmma_kernelILi0ELi256ELb1EEEvNS0_15pairwise_paramsIfEENS0_7wg_workE", "wgmma", "float32", true},
+      {"_ZN7diffevo6detail21pairwise_wgmma_kernelILi2ELi64ELb0EEEvNS0_15pairwise_paramsIfEENS0_7wg_workE", "wgmma", "float32", false},
+      {"_ZN7diffevo6detail21pairwise_wgmma_kernelILi2ELi64ELb1EEEvNS0_15pairwise_paramsIfEENS0_7wg_workE", "wgmma", "float32", true},
+      {"_ZN7diffevo6detail21pairwise_wgmma_kernelILi2ELi256ELb0EEEvNS0_15pairwise_paramsIfEENS0_7wg_workE", "wgmma", "float32", false},
+      {"_ZN7diffevo6detail21pairwise_wgmma_kernelILi2ELi256ELb1EEEvNS0_15pairwise_paramsIfEENS0_7wg_workE", "wgmma", "float32", true},
+      {"_ZN7diffevo6detail21pairwise_wgmma_kernelILi8ELi64ELb0EEEvNS0_15pairwise_paramsIfEENS0_7wg_workE", "wgmma", "float32", false},
+      {"_ZN7diffevo6detail21pairwise_wgmma_kernelILi8ELi64ELb1EEEvNS0_15pairwise_paramsIfEENS0_7wg_workE", "wgmma", "float32", true},
+      {"_ZN7diffevo6detail21pairwise_wgmma_kernelILi8ELi256ELb0EEEvNS0_15pairwise_paramsIfEENS0_7wg_workE", "wgmma", "float32", false},
+      {"_ZN7diffevo6detail21pairwise_wgmma_kernelILi8ELi256ELb1EEEvNS0_15pairwise_paramsIfEENS0_7wg_workE", "wgmma", "float32", true},
+      {"_ZN7diffevo6detail26pairwise_simt_small_kernelINS0_17simt_small_configILi1ELi0ELi32EEEEEvNS0_15pairwise_paramsIfEE", "simt_small", "float32", false},
+      {"_ZN7diffevo6detail26pairwise_simt_small_kernelINS0_17simt_small_configILi1ELi1ELi32EEEEEvNS0_15pairwise_paramsIfEE", "simt_small", "float32", false},
+      {"_ZN7diffevo6detail26pairwise_simt_small_kernelINS0_17simt_small_configILi2ELi0ELi32EEEEEvNS0_15pairwise_paramsIfEE", "simt_small", "float32", false},
+      {"_ZN7diffevo6detail26pairwise_simt_small_kernelINS0_17simt_small_configILi2ELi2ELi32EEEEEvNS0_15pairwise_paramsIfEE", "simt_small", "float32", false},
+      {"_ZN7diffevo6detail26pairwise_simt_small_kernelINS0_17simt_small_configILi3ELi0ELi16EEEEEvNS0_15pairwise_paramsIfEE", "simt_small", "float32", false},
+      {"_ZN7diffevo6detail26pairwise_simt_small_kernelINS0_17simt_small_configILi3ELi3ELi16EEEEEvNS0_15pairwise_paramsIfEE", "simt_small", "float32", false},
+      {"_ZN7diffevo6detail26pairwise_simt_small_kernelINS0_17simt_small_configILi4ELi0ELi16EEEEEvNS0_15pairwise_paramsIfEE", "simt_small", "float32", false},
+      {"_ZN7diffevo6detail26pairwise_simt_small_kernelINS0_17simt_small_configILi4ELi4ELi16EEEEEvNS0_15pairwise_paramsIfEE", "simt_small", "float32", false},
   };
 }
 

@@ -11,9 +11,11 @@
 #include <vector>
 
 #include "diffevo/detail/mma_block.hpp"
+#include "diffevo/detail/params.hpp"
 #include "diffevo/detail/simt_block.hpp"
+#include "diffevo/detail/simulate.hpp"
+#include "diffevo/detail/wgmma_simulate.hpp"
 #include "diffevo/host.hpp"
-#include "diffevo/simulate.hpp"
 
 namespace py = pybind11;
 
@@ -100,14 +102,14 @@ py::tuple pairwise_sums(py::array q, py::array k, py::array v, py::array logc, d
   T *ap = a.mutable_data(), *bp = b.mutable_data(), *mp = m.mutable_data();
   {
     py::gil_scoped_release release;
-    diffevo::pairwise_sums_host<T>(qp, kp, vp, lp, sh.batch, sh.nq, sh.nk, sh.d, sh.dv, s, inv2sigma2, online_max, ap,
-                                   bp, mp);
+    diffevo::host::pairwise_sums<T>(qp, kp, vp, lp, sh.batch, sh.nq, sh.nk, sh.d, sh.dv, s, inv2sigma2, online_max,
+                                    ap, bp, mp);
   }
   return out;
 }
 
 template <class T>
-void simulate_typed(diffevo::simulate::path which, const pairwise_shape& sh, const py::array& q,
+void simulate_typed(diffevo::detail::sim_path which, const pairwise_shape& sh, const py::array& q,
                     const py::array& k, const py::array& v, const py::array& logc, double s,
                     double inv2sigma2, bool online_max, bool reverse, carray<T>& a, carray<T>& b,
                     carray<T>& m) {
@@ -115,18 +117,18 @@ void simulate_typed(diffevo::simulate::path which, const pairwise_shape& sh, con
           *vp = static_cast<const T*>(v.data()), *lp = static_cast<const T*>(logc.data());
   T *ap = a.mutable_data(), *bp = b.mutable_data(), *mp = m.mutable_data();
   py::gil_scoped_release release;
-  diffevo::simulate::pairwise_sums<T>(which, qp, kp, vp, lp, sh.batch, sh.nq, sh.nk, sh.d, sh.dv, s, inv2sigma2,
-                                      online_max, ap, bp, mp, reverse);
+  diffevo::detail::simulate_pairwise_sums<T>(which, qp, kp, vp, lp, sh.batch, sh.nq, sh.nk, sh.d, sh.dv, s,
+                                             inv2sigma2, online_max, ap, bp, mp, reverse);
 }
 
 py::tuple simulate_block_kernel(const std::string& path, py::array q, py::array k, py::array v,
                                 py::array logc, double s, double inv2sigma2, bool online_max,
                                 bool reverse_threads) {
   const char* fn = "simulate_block_kernel";
-  const auto which = diffevo::simulate::parse_path(path);
+  const auto which = diffevo::detail::parse_sim_path(path);
   const char kind = common_kind(fn, {{"q", &q}, {"k", &k}, {"v", &v}, {"logc", &logc}});
   const pairwise_shape sh = check_pairwise(fn, q, k, v, logc);
-  if (kind == 'd' && which == diffevo::simulate::path::mma)
+  if (kind == 'd' && which == diffevo::detail::sim_path::mma)
     fail("simulate_block_kernel: the tensor-core path 'mma' is float32 only");
   if (kind == 'f') {
     carray<float> a, b, m;
@@ -137,6 +139,29 @@ py::tuple simulate_block_kernel(const std::string& path, py::array q, py::array 
   carray<double> a, b, m;
   py::tuple out = make_outputs<double>(sh, a, b, m);
   simulate_typed<double>(which, sh, q, k, v, logc, s, inv2sigma2, online_max, reverse_threads, a, b, m);
+  return out;
+}
+
+// Issue 17's bodies on the host: 'wgmma' (the sm_90a warpgroup path, wgmma and cp.async
+// emulated from the PTX ISA) or 'simt_small' (the small-D SIMT body); float32 only.
+py::tuple simulate_new_kernel(const std::string& path, py::array q, py::array k, py::array v, py::array logc,
+                              double s, double inv2sigma2, bool online_max, bool reverse_threads) {
+  const char* fn = "simulate_new_kernel";
+  if (path != "wgmma" && path != "simt_small") fail("path must be 'wgmma' or 'simt_small'; got '" + path + "'");
+  if (common_kind(fn, {{"q", &q}, {"k", &k}, {"v", &v}, {"logc", &logc}}) != 'f')
+    fail("simulate_new_kernel: the new bodies are float32 only");
+  const pairwise_shape sh = check_pairwise(fn, q, k, v, logc);
+  carray<float> a, b, m;
+  py::tuple out = make_outputs<float>(sh, a, b, m);
+  const auto* qp = static_cast<const float*>(q.data());
+  const auto* kp = static_cast<const float*>(k.data());
+  const auto* vp = static_cast<const float*>(v.data());
+  const auto* lp = static_cast<const float*>(logc.data());
+  const auto run = path == "wgmma" ? diffevo::detail::simulate_wgmma_pairwise_sums
+                                   : diffevo::detail::simulate_simt_small_pairwise_sums;
+  py::gil_scoped_release release;
+  run(qp, kp, vp, lp, sh.batch, sh.nq, sh.nk, sh.d, sh.dv, s, inv2sigma2, online_max, a.mutable_data(),
+      b.mutable_data(), m.mutable_data(), reverse_threads);
   return out;
 }
 
@@ -161,8 +186,8 @@ py::array x0_typed(const py::array& x, const py::array& g, const py::array* lat,
   T* dst = out.mutable_data();
   {
     py::gil_scoped_release release;
-    diffevo::x0_estimate_host<T>(static_cast<const T*>(x.data()), static_cast<const T*>(g.data()), n, D, alpha, dst,
-                                 lp, dl, dens, h, md);
+    diffevo::host::x0_estimate<T>(static_cast<const T*>(x.data()), static_cast<const T*>(g.data()), n, D, alpha, dst,
+                                  lp, dl, dens, h, md);
   }
   return out;
 }
@@ -196,7 +221,7 @@ py::array kde_density(py::array z, double bandwidth) {
     T* dst = out.mutable_data();
     {
       py::gil_scoped_release release;
-      diffevo::kde_density_host<T>(static_cast<const T*>(z.data()), z.shape(0), z.shape(1), bandwidth, dst);
+      diffevo::host::kde_density<T>(static_cast<const T*>(z.data()), z.shape(0), z.shape(1), bandwidth, dst);
     }
     return out;
   };
@@ -220,7 +245,7 @@ py::array ddim_step(py::array x_t, py::array x0, double alpha_t, double alpha_pr
     T* dst = out.mutable_data();
     {
       py::gil_scoped_release release;
-      diffevo::ddim_step_host<T>(static_cast<const T*>(x_t.data()), static_cast<const T*>(x0.data()),
+      diffevo::host::ddim_step<T>(static_cast<const T*>(x_t.data()), static_cast<const T*>(x0.data()),
                                  has_z ? static_cast<const T*>(za.data()) : nullptr, x_t.size(), alpha_t, alpha_prev,
                                  noise, dst);
     }
@@ -235,27 +260,60 @@ py::dict simt_info() {
   d["threads"] = Cfg::threads;
   d["rows_per_thread"] = Cfg::rows;
   d["block_rows"] = Cfg::bm;
+  d["rows_per_warp"] = Cfg::threads >= 32 ? 32 * Cfg::rows : Cfg::bm;
   d["tile_keys"] = Cfg::bn;
   d["chunk_dims"] = Cfg::dk;
   d["value_cols"] = Cfg::dvc;
+  d["stages"] = 1;  // one key tile in flight: stage | barrier | compute | barrier
   return d;
 }
 
+// The kernels' tilings and the path rule, for the Python side (cuda backend, docs) and
+// the performance model (bench/gpumodel), which read them here instead of the headers.
 py::dict kernel_configs() {
   using diffevo::detail::mma_config;
   py::dict out;
+  out["tensor_core_min_d"] = diffevo::detail::tensor_core_min_d;
   out["simt_f32"] = simt_info<diffevo::detail::simt_device_config<float>>();
   out["simt_f64"] = simt_info<diffevo::detail::simt_device_config<double>>();
   out["host"] = simt_info<diffevo::detail::simt_host_config>();
   py::dict m;
   m["threads"] = mma_config::threads;
+  m["warps"] = mma_config::warps;
   m["block_rows"] = mma_config::bm;
+  m["rows_per_warp"] = mma_config::bm / mma_config::warps;
   m["tile_keys"] = mma_config::bn;
   m["chunk_dims"] = mma_config::dk;
   m["value_cols"] = mma_config::dvc;
+  m["stages"] = 1;
   m["tf32_splits"] = 3;
   m["shared_bytes"] = sizeof(diffevo::detail::mma_smem);
   out["mma_f32"] = m;
+  // issue 17's bodies (chosen inside diffevo::cuda: detail::choose_new_family)
+  using diffevo::detail::wg_smem;
+  py::dict w;
+  w["threads"] = 128;
+  w["block_rows"] = 64;
+  w["tile_keys"] = 64;
+  w["chunk_dims"] = 64;
+  w["value_cols"] = py::make_tuple(64, 256);
+  w["latent_max_d"] = diffevo::detail::kLatentMaxD;
+  w["stages"] = 2;
+  w["splits"] = 3;
+  py::dict sb;  // dynamic shared memory per block, by form
+  sb["distances_64"] = sizeof(wg_smem<false, 64>);
+  sb["distances_256"] = sizeof(wg_smem<false, 256>);
+  sb["latent_64"] = sizeof(wg_smem<true, 64>);
+  sb["latent_256"] = sizeof(wg_smem<true, 256>);
+  w["shared_bytes"] = sb;
+  out["wgmma_f32"] = w;
+  py::dict sm;
+  sm["threads"] = 128;
+  sm["tile_keys"] = 128;
+  sm["max_d"] = 4;
+  sm["rows_per_thread"] = py::make_tuple(32, 32, 16, 16);  // by D = 1..4
+  sm["min_rows"] = diffevo::detail::kSmallRowsWide;
+  out["simt_small_f32"] = sm;
   return out;
 }
 
@@ -275,18 +333,31 @@ PYBIND11_MODULE(_core, mod) {
   mod.def("pairwise_sums_f64", &pairwise_sums<double>, py::arg("q"), py::arg("k"), py::arg("v"),
           py::arg("logc"), py::arg("s"), py::arg("inv2sigma2"), py::arg("online_max"),
           "Pairwise sums (A, B, M) of the backend contract on float64 arrays (2-D, or 3-D batched).");
-  mod.def("simulate_block_kernel", &simulate_block_kernel, py::arg("path"), py::arg("q"), py::arg("k"),
-          py::arg("v"), py::arg("logc"), py::arg("s"), py::arg("inv2sigma2"), py::arg("online_max"),
-          py::arg("reverse_threads") = false,
-          "Run the CUDA kernel's block bodies ('simt' or 'mma') on the host, every block of the grid in "
-          "turn: simulated threads between barriers, emulated mma.sync. float32 or float64 ('mma': "
-          "float32 only). Returns (A, B, M) as pairwise_sums_*.");
-  mod.def("x0_estimate", &x0_estimate, py::arg("x"), py::arg("fitness"), py::arg("alpha"),
-          py::arg("latent") = py::none(), py::arg("density") = "uniform", py::arg("bandwidth") = 0.1,
-          py::arg("mode") = "reference", "The C++ host x0 estimate (diffevo::x0_estimate_host).");
-  mod.def("kde_density", &kde_density, py::arg("z"), py::arg("bandwidth") = 0.1,
-          "The C++ host KDE density (diffevo::kde_density_host).");
-  mod.def("ddim_step", &ddim_step, py::arg("x_t"), py::arg("x0"), py::arg("alpha_t"), py::arg("alpha_prev"),
-          py::arg("noise") = 1.0, py::arg("z") = py::none(), "The C++ host DDIM step (diffevo::ddim_step_host).");
-  mod.def("kernel_configs", &kernel_configs, "Tile configurations of the kernels (for models and docs).");
+  mod.def("kernel_configs", &kernel_configs,
+          "The kernels' tile configurations ('simt_f32', 'simt_f64', 'mma_f32' on the GPU, 'host') and "
+          "'tensor_core_min_d': float32 takes the tensor cores from this many dimensions.");
+
+  // Functions only the tests call: the C++ host API and the host simulation of the
+  // CUDA block bodies (diffevo's backends never use them).
+  py::module_ testing = mod.def_submodule("testing", "Test hooks: the C++ host API and the kernel simulation");
+  testing.def("simulate_block_kernel", &simulate_block_kernel, py::arg("path"), py::arg("q"), py::arg("k"),
+              py::arg("v"), py::arg("logc"), py::arg("s"), py::arg("inv2sigma2"), py::arg("online_max"),
+              py::arg("reverse_threads") = false,
+              "Run the CUDA kernel's block bodies ('simt' or 'mma') on the host, every block of the grid in "
+              "turn: simulated threads between barriers, emulated mma.sync. float32 or float64 ('mma': "
+              "float32 only). Returns (A, B, M) as pairwise_sums_*.");
+  testing.def("simulate_new_kernel", &simulate_new_kernel, py::arg("path"), py::arg("q"), py::arg("k"), py::arg("v"),
+              py::arg("logc"), py::arg("s"), py::arg("inv2sigma2"), py::arg("online_max"),
+              py::arg("reverse_threads") = false,
+              "Issue 17's block bodies on the host: 'wgmma' (the sm_90a warpgroup path; wgmma and cp.async "
+              "emulated from the PTX ISA; d <= 8 or >= 32) or 'simt_small' (reference mode, d <= 4, dv = d or 0). "
+              "float32. Returns (A, B, M) as pairwise_sums_*.");
+  testing.def("x0_estimate", &x0_estimate, py::arg("x"), py::arg("fitness"), py::arg("alpha"),
+              py::arg("latent") = py::none(), py::arg("density") = "uniform", py::arg("bandwidth") = 0.1,
+              py::arg("mode") = "reference", "The C++ host x0 estimate (diffevo::host::x0_estimate).");
+  testing.def("kde_density", &kde_density, py::arg("z"), py::arg("bandwidth") = 0.1,
+              "The C++ host KDE density (diffevo::host::kde_density).");
+  testing.def("ddim_step", &ddim_step, py::arg("x_t"), py::arg("x0"), py::arg("alpha_t"), py::arg("alpha_prev"),
+              py::arg("noise") = 1.0, py::arg("z") = py::none(),
+              "The C++ host DDIM step (diffevo::host::ddim_step).");
 }

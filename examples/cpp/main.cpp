@@ -47,13 +47,13 @@ int main() {
 
   std::vector<double> x0(kN * kDim);
   try {
-    diffevo::x0_estimate_host<double>(kX, kG, kN, kDim, kAlpha, x0.data());
+    diffevo::host::x0_estimate<double>(kX, kG, kN, kDim, kAlpha, x0.data());
     print_rows("x0 host reference uniform", x0);
-    diffevo::x0_estimate_host<double>(kX, kG, kN, kDim, kAlpha, x0.data(), nullptr, 0,
-                                      diffevo::density::kde, kBandwidth);
+    diffevo::host::x0_estimate<double>(kX, kG, kN, kDim, kAlpha, x0.data(), nullptr, 0,
+                                       diffevo::density::kde, kBandwidth);
     print_rows("x0 host reference kde", x0);
-    diffevo::x0_estimate_host<double>(kX, kG, kN, kDim, kAlpha, x0.data(), nullptr, 0,
-                                      diffevo::density::uniform, kBandwidth, diffevo::mode::exact);
+    diffevo::host::x0_estimate<double>(kX, kG, kN, kDim, kAlpha, x0.data(), nullptr, 0,
+                                       diffevo::density::uniform, kBandwidth, diffevo::mode::exact);
     print_rows("x0 host exact uniform", x0);
   } catch (const std::exception& err) {  // DIFFEVO_EXPECTS: "file:line: message"
     std::fprintf(stderr, "diffevo error: %s\n", err.what());

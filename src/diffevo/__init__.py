@@ -14,14 +14,14 @@ from pathlib import Path as _Path
 from . import examples
 from .backends import available as available_backends
 from .core import EPS, ddim_step, kde_density, x0_estimate
-from .generators import BayesianGenerator, LatentBayesianGenerator, RandomProjection
+from .reference import BayesianGenerator, DiffEvo, LatentBayesianGenerator, RandomProjection
 from .history import History
 from .mappings import Energy, FitnessMapping, Identity, Power
 from .api import maximize, minimize
-from .optimizer import DiffusionEvolution, OptimizeResult
-from .shaping import AdaptiveEnergy, CenteredRank, Shaping
+from .optimizer import DiffusionEvolution
+from .result import OptimizeResult
+from .shaping import AdaptiveEnergy, CenteredRank, Shaping, Weighting
 from . import plot, problems
-from .reference import DiffEvo
 from .schedulers import DDIMScheduler, DDIMSchedulerCosine, DDPMScheduler
 
 try:
@@ -71,6 +71,7 @@ __all__ = [
     "Power",
     "RandomProjection",
     "Shaping",
+    "Weighting",
     "__version__",
     "available_backends",
     "ddim_step",

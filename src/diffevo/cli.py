@@ -9,13 +9,13 @@ from collections.abc import Sequence
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="diffevo", description="Diffusion Evolution, fast.")
     sub = parser.add_subparsers(dest="command", required=True)
-    from . import demo
-    from .commands import bench, info, run
+    from .commands import bench, demo, info, rl, run
 
     demo.add_parser(sub)
     run.add_parser(sub)
     bench.add_parser(sub)
     info.add_parser(sub)
+    rl.add_parser(sub)
     return parser
 
 

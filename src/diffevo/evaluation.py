@@ -14,6 +14,12 @@ Three ways, chosen by :func:`diffevo.minimize`'s ``vectorized`` and ``executor``
   cluster. Results come back in order, so the executor path gives exactly the
   values of the in-process path.
 
+``on_error='nan'`` turns an evaluation that raises (an ``Exception`` in ``fun``, for
+one member or, vectorised, for one chunk of rows) into NaN values, which the
+optimiser's ``nan_policy`` then handles (``'worst'``: weight 0); the default
+``'raise'`` ends the run. A broken pool or a lost worker still raises (the run's
+partial result rides on the exception, see :mod:`diffevo.runner`).
+
 Example with a Dask cluster::
 
     from distributed import Client, LocalCluster
@@ -29,9 +35,12 @@ from typing import Any
 
 import numpy as np
 
-from ._array import namespace, to_numpy
+from ._device import namespace, to_numpy
 
-__all__ = ["Evaluator", "as_executor"]
+__all__ = ["ON_ERROR", "Evaluator", "as_executor", "told_values"]
+
+#: what a failed evaluation becomes: an exception (the default) or NaN
+ON_ERROR = ("raise", "nan")
 
 
 def as_executor(executor: Any):
@@ -62,6 +71,19 @@ class _Chunk:
         return np.asarray(self.fun(rows), dtype=np.float64).reshape(-1)
 
 
+class _OrNaN:
+    """Picklable wrapper: ``fun(x)``, or NaN (one per row of a chunk) when it raises."""
+
+    def __init__(self, fun: Callable, rows: bool):
+        self.fun, self.rows = fun, rows
+
+    def __call__(self, x):
+        try:
+            return self.fun(x)
+        except Exception:  # noqa: BLE001 - on_error='nan': any failure of fun is a NaN
+            return np.full(len(x), np.nan) if self.rows else math.nan
+
+
 class Evaluator:
     """Evaluate ``fun`` on (N, D) populations; returns (N,) float64 values (NumPy or CuPy).
 
@@ -72,24 +94,29 @@ class Evaluator:
         chunksize: rows per task when ``vectorized`` and ``executor`` are both given
             (default: the population split into about 4 tasks per worker, at most 64).
         args: extra positional arguments passed to ``fun`` after x.
+        on_error: ``'raise'`` (default) or ``'nan'`` (a failed evaluation gives NaN).
     """
 
     def __init__(self, fun: Callable, *, vectorized: bool = False, executor: Any = None,
-                 chunksize: int | None = None, args: tuple = ()):
+                 chunksize: int | None = None, args: tuple = (), on_error: str = "raise"):
         if not callable(fun):
             raise TypeError(f"fun must be callable; got {type(fun).__name__}")
+        if not isinstance(args, (tuple, list)):
+            raise TypeError(f"args must be a tuple of extra arguments for fun; got {args!r}")
+        if on_error not in ON_ERROR:
+            raise ValueError(f"on_error must be one of {', '.join(map(repr, ON_ERROR))}; "
+                             f"got {on_error!r}")
         if chunksize is not None and (isinstance(chunksize, bool) or
                                       not isinstance(chunksize, (int, np.integer)) or chunksize < 1):
             raise ValueError(f"chunksize must be a positive integer; got {chunksize!r}")
-        self.fun = fun
+        self.fun = fun if not args else _with_args(fun, tuple(args))
+        if on_error == "nan":
+            self.fun = _OrNaN(self.fun, rows=bool(vectorized))
         self.vectorized = bool(vectorized)
         self.executor = as_executor(executor)
         self.chunksize = chunksize
         self.args = tuple(args)
         self.nfev = 0
-
-    def _call(self, x):
-        return self.fun(x, *self.args) if self.args else self.fun(x)
 
     def __call__(self, x) -> Any:
         """Values of ``fun`` on every row of x (N, D) -> (N,) float64."""
@@ -100,21 +127,20 @@ class Evaluator:
             if self.vectorized:
                 size = self.chunksize or max(1, min(64, math.ceil(n / (4 * _workers(self.executor)))))
                 chunks = [host[i:i + size] for i in range(0, n, size)]
-                fn = _Chunk(self.fun if not self.args else _with_args(self.fun, self.args))
+                fn = _Chunk(self.fun)
                 parts = list(self.executor.map(fn, chunks))
                 values = np.concatenate(parts) if parts else np.empty(0)
             else:
-                fn = self.fun if not self.args else _with_args(self.fun, self.args)
-                values = np.array([_scalar(v) for v in self.executor.map(fn, list(host))],
+                values = np.array([_scalar(v) for v in self.executor.map(self.fun, list(host))],
                                   dtype=np.float64)
             values = xp.asarray(values)
         elif self.vectorized:
-            values = xp.asarray(self._call(x))
+            values = xp.asarray(self.fun(x))
             if values.dtype.kind not in "biuf":
                 raise TypeError(f"fun must return real values; got dtype {values.dtype}")
             values = values.astype(xp.float64, copy=False).reshape(-1) if values.size == n else values
         else:
-            values = xp.asarray(np.array([_scalar(self._call(row)) for row in x], dtype=np.float64))
+            values = xp.asarray(np.array([_scalar(self.fun(row)) for row in x], dtype=np.float64))
         if values.shape != (n,):
             raise ValueError(
                 f"fun must return one value per member: expected shape ({n},), got "
@@ -132,6 +158,31 @@ class _with_args:
 
     def __call__(self, x):
         return self.fun(x, *self.args)
+
+
+def told_values(fitness: Any, n: int, nan_policy: str, xp=np) -> tuple[Any, Any, bool]:
+    """Check the (n,) values told for a population: ``(float64 values, finite mask, all finite)``.
+
+    Raises:
+        TypeError / ValueError naming ``fitness`` (not real, wrong shape; NaN or inf
+        with ``nan_policy='raise'``).
+    """
+    f = np.asarray(to_numpy(fitness)) if xp is np else xp.asarray(fitness)
+    if f.dtype.kind not in "biuf":
+        raise TypeError(f"fitness must be real numbers; got dtype {f.dtype}")
+    f = f.astype(xp.float64, copy=False)
+    if f.ndim == 2 and f.shape[1] == 1:
+        f = f[:, 0]
+    if f.shape != (n,):
+        raise ValueError(f"fitness must have shape ({n},), one value per member of ask(); "
+                         f"got shape {tuple(f.shape)}")
+    finite = xp.isfinite(f)
+    all_finite = bool(finite.all())
+    if not all_finite and nan_policy == "raise":
+        bad = to_numpy(xp.flatnonzero(~finite))[:5].tolist()
+        raise ValueError(f"fitness contains NaN or inf (members {bad}...); pass "
+                         "nan_policy='worst' to treat such members as the worst")
+    return f, finite, all_finite
 
 
 def _scalar(v) -> float:

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ._array import namespace
+from ._device import namespace
 
 
 def _sq_dist(x, mu):

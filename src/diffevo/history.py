@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from ._array import namespace, to_numpy
+from ._device import namespace, to_numpy
 
-__all__ = ["History", "position_entropy", "population_spread"]
+__all__ = ["History", "position_entropy", "population_spread", "value_stats"]
 
 #: the columns of a History, in CSV order
 FIELDS = ("generation", "restart", "nfev", "best", "best_ever", "mean", "median", "worst",
@@ -40,6 +40,30 @@ def population_spread(x: Any) -> float:
     return float(xp.std(x, axis=0).max())
 
 
+def value_stats(values: Any, maximize: bool) -> tuple[dict[str, float], float]:
+    """``({mean, median, worst}, range)`` of one generation's finite values (NaN, inf: none)."""
+    if values.shape[0] == 0:
+        return dict(mean=math.nan, median=math.nan, worst=math.nan), math.inf
+    fv = to_numpy(values)
+    stats = dict(mean=float(fv.mean()), median=float(np.median(fv)),
+                 worst=float(fv.min() if maximize else fv.max()))
+    return stats, float(fv.max() - fv.min())
+
+
+def _cell_keys(cells: np.ndarray) -> np.ndarray:
+    """One integer per row, equal for equal rows: the cells' mixed-radix index when the
+    grid's extent fits in int64, else the rows' bytes (np.unique over rows sorts
+    lexicographically: 1 ms for 512 x 2 cells, a fifth of a 2-D generation, against 30 us
+    for one sort of int64 keys)."""
+    if cells.ndim != 2 or cells.shape[1] == 0:
+        return np.zeros(cells.shape[0], dtype=np.int64)
+    low = cells.min(axis=0)
+    extent = cells.max(axis=0) - low + 1
+    if float(np.log2(extent.astype(np.float64)).sum()) < 62:
+        return np.ravel_multi_index((cells - low).T, tuple(int(e) for e in extent))
+    return np.ascontiguousarray(cells).view(np.dtype((np.void, 8 * cells.shape[1]))).ravel()
+
+
 def position_entropy(x: Any, resolution: float = 0.1) -> float:
     """Entropy (bits) of the population over a grid of cells of side ``resolution``.
 
@@ -58,7 +82,7 @@ def position_entropy(x: Any, resolution: float = 0.1) -> float:
     if n == 0:
         return 0.0
     cells = np.round(h / resolution).astype(np.int64)
-    _, counts = np.unique(cells, axis=0, return_counts=True)
+    counts = np.unique(_cell_keys(cells), return_counts=True)[1]
     p = counts / n
     return float(-(p * np.log2(p)).sum())
 

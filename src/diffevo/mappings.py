@@ -2,17 +2,25 @@
 
 ``mapped = forward(f) * exp(-l2_factor * ||f||^2)``, ``||f||`` the norm of the whole
 fitness vector (one scalar per generation, as the reference does).
+
+They are adapters of the one weight protocol, :class:`diffevo.shaping.Weighting`,
+with ``sense = 'fitness'``: they receive the raw objective values, whatever the
+optimisation direction (each mapping encodes its own: Energy prefers low values,
+Identity and Power high ones).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
-from ._array import namespace
+from ._device import namespace
+from .shaping import Weighting
 
 
-class FitnessMapping:
-    """Base class: subclasses define :meth:`forward`."""
+class FitnessMapping(Weighting):
+    """Base class of the SPEC section 5 mappings: subclasses define :meth:`forward`."""
+
+    sense: ClassVar[str] = "fitness"
 
     def __init__(self, l2_factor: float = 0.0):
         self.l2_factor = float(l2_factor)
@@ -29,10 +37,6 @@ class FitnessMapping:
         if self.l2_factor:
             out = out * xp.exp(-self.l2_factor * xp.sum(f * f))
         return out
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
-        return f"{type(self).__name__}({args})"
 
 
 class Identity(FitnessMapping):

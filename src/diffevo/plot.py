@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ._array import to_numpy
+from ._device import to_numpy
 from .history import History
 
 __all__ = ["convergence", "population"]
@@ -145,7 +145,8 @@ def population(result: Any, fun: Callable | None = None, bounds: Any = None,
         bounds: the plotted box: ``(low, high)`` or D ``(low, high)`` pairs
             (default: the population's range, padded).
         path: write a PNG there (optional).
-        optima: (k, D) known optima, drawn as red circles.
+        optima: (k, D) known optima, drawn as red circles. The result's ``modes``
+            (when it has them) are drawn as magenta crosses sized by their members.
         radius: with optima, label each one with the number of members within this
             (Euclidean) distance of it.
         dims: the two coordinates shown.
@@ -176,7 +177,7 @@ def population(result: Any, fun: Callable | None = None, bounds: Any = None,
         pad = 0.1 * np.maximum(hi - lo, 1e-3)
         lo, hi = lo - pad, hi + pad
     else:
-        from .optimizer import parse_bounds  # noqa: PLC0415
+        from ._space import parse_bounds  # noqa: PLC0415
 
         lo, hi = parse_bounds(bounds, d)
     fig = _figure((6.0, 5.4))
@@ -206,6 +207,12 @@ def population(result: Any, fun: Callable | None = None, bounds: Any = None,
                                   "alpha": 0.8})
     ax.scatter(pop[:, i], pop[:, j], s=9, c="white", edgecolors="black", linewidths=0.4,
                label=f"population ({pop.shape[0]})", zorder=3)
+    modes = result.get("modes") if isinstance(result, dict) else None
+    if modes:  # the distinct optima found (OptimizeResult.modes), sized by their members
+        mx = np.array([np.asarray(to_numpy(m["x"]), dtype=np.float64) for m in modes])
+        size = np.array([m["size"] for m in modes], dtype=np.float64)
+        ax.scatter(mx[:, i], mx[:, j], s=30 + 120 * size / size.max(), marker="X", c="magenta",
+                   edgecolors="black", linewidths=0.6, label=f"modes ({len(modes)})", zorder=5)
     if best is not None:
         ax.scatter([best[i]], [best[j]], s=70, marker="*", c="gold", edgecolors="black",
                    linewidths=0.6, label="best", zorder=5, alpha=0.9)

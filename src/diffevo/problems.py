@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ._array import namespace
+from ._device import namespace
 
 __all__ = ["PROBLEMS", "Problem", "ackley", "beale", "get", "himmelblau", "rastrigin",
            "rosenbrock", "sphere", "styblinski_tang"]

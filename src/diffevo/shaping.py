@@ -1,47 +1,81 @@
-"""Fitness shaping: arbitrary real objective values -> non-negative selection weights.
+"""The one protocol for fitness weights, and the shapings for any real objective.
 
 Diffusion Evolution needs a non-negative weight ``g_j`` per member (SPEC.md section 3):
-the larger, the more member j counts in its neighbours' x0 estimates. The reference
-leaves the conversion to the user (the mappings of SPEC.md section 5, which are still
-available: :class:`diffevo.Identity`, :class:`diffevo.Energy`, :class:`diffevo.Power`).
-The shapings here work for any real-valued objective -- negative values, huge
-ranges, minimisation or maximisation -- without the user writing one:
+the larger, the more member j counts in its neighbours' x0 estimates. Whatever turns
+objective values into those weights is a :class:`Weighting`: a callable
+``values (N,) -> weights (N,)`` that declares, in its ``sense``, which values it wants:
 
-* :class:`CenteredRank` -- weights from ranks only, invariant to any monotone
-  transformation of the objective.
-* :class:`AdaptiveEnergy` -- Boltzmann weights ``exp(-(f - f_best) / T)`` whose
-  temperature T is taken from the spread of this generation's values.
+* ``sense = 'cost'``: lower is better. The optimiser passes the objective, negated
+  when maximising. The shapings here are of this kind and work for any real-valued
+  objective -- negative values, huge ranges, minimisation or maximisation:
+  :class:`CenteredRank` (ranks only, invariant to any monotone transformation) and
+  :class:`AdaptiveEnergy` (Boltzmann weights ``exp(-(f - f_best) / T)`` whose
+  temperature T follows this generation's spread).
+* ``sense = 'fitness'``: the raw objective values, unchanged whatever the direction:
+  the SPEC section 5 mappings (:class:`diffevo.Identity`, :class:`diffevo.Energy`,
+  :class:`diffevo.Power`, adapters in :mod:`diffevo.mappings`) and any plain
+  callable (wrapped in :class:`FunctionWeighting`).
 
-A *shaping* (a :class:`Shaping` subclass) receives a **cost**: lower is better (the
-optimiser negates the objective when maximising) and every value is finite (the
-optimiser removes NaN/inf first, see its ``nan_policy``). Anything else given as
-``fitness_shaping`` -- a :class:`diffevo.FitnessMapping` or any callable -- receives
-the raw objective values and must itself return weights where larger is better.
+Either way the optimiser passes finite values only (members with NaN/inf, under
+``nan_policy='worst'``, weigh 0) and checks the weights (:func:`weights_from`).
+Vocabulary: *fitness* is the raw objective, *weights* what the kernel takes.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from ._array import namespace
-from .mappings import Identity
+from ._device import namespace
 
-__all__ = ["AdaptiveEnergy", "CenteredRank", "Shaping", "resolve_shaping", "weights_from"]
+__all__ = ["AdaptiveEnergy", "CenteredRank", "FunctionWeighting", "SENSES", "Shaping",
+           "Weighting", "weights_from"]
+
+#: what a Weighting receives: costs (lower is better) or the raw objective values
+SENSES = ("cost", "fitness")
 
 
-class Shaping:
-    """Base class: ``__call__(cost (N,)) -> weights (N,)``, lower cost = larger weight."""
+class Weighting:
+    """Base class of the one protocol: ``__call__(values (N,)) -> weights (N,) >= 0``.
 
-    def __call__(self, cost: Any):  # pragma: no cover - abstract
+    Subclasses set ``sense`` (see the module docstring): ``'cost'`` (default) to
+    receive costs, lower is better; ``'fitness'`` to receive the raw objective values.
+    """
+
+    sense: ClassVar[str] = "cost"
+
+    def __call__(self, values: Any):  # pragma: no cover - abstract
         raise NotImplementedError
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
         return f"{type(self).__name__}({args})"
+
+
+#: the cost-side base class under its earlier name: ``class Mine(Shaping)`` gets costs
+Shaping = Weighting
+
+
+class FunctionWeighting(Weighting):
+    """Adapter for a plain callable of the raw objective values (larger weight = better).
+
+    Args:
+        fn: ``fn(values (N,)) -> weights (N,)``.
+    """
+
+    sense: ClassVar[str] = "fitness"
+
+    def __init__(self, fn: Callable[[Any], Any]):
+        self.fn = fn
+
+    def __call__(self, values: Any):
+        return self.fn(values)
+
+    def __repr__(self) -> str:
+        return repr(self.fn)
 
 
 def _ranks(cost):
@@ -62,7 +96,7 @@ def _ranks(cost):
     return ranks
 
 
-class CenteredRank(Shaping):
+class CenteredRank(Weighting):
     """Centred-rank weights: only the order of the values matters.
 
     The centred rank of the member with 0-based rank r (0 = best) among N is
@@ -91,7 +125,7 @@ class CenteredRank(Shaping):
         return u**self.power
 
 
-class AdaptiveEnergy(Shaping):
+class AdaptiveEnergy(Weighting):
     """Boltzmann weights with a temperature from the spread of the values.
 
     ``g_j = exp(-(f_j - f_min) / T)`` with ``T = scale * (quantile(f, q) - f_min)``:
@@ -137,42 +171,6 @@ class AdaptiveEnergy(Shaping):
             return cost
         t = self.temperature(cost)
         return xp.exp(-(cost - cost.min()) / t)
-
-
-#: names accepted for ``fitness_shaping``
-SHAPING_NAMES = ("energy", "rank", "centered_rank", "centred_rank", "identity")
-
-
-def resolve_shaping(spec: Any) -> tuple[Callable, bool]:
-    """Turn a ``fitness_shaping`` argument into ``(callable, takes_cost)``.
-
-    Args:
-        spec: ``None`` or ``'energy'`` (:class:`AdaptiveEnergy`), ``'rank'`` /
-            ``'centered_rank'`` (:class:`CenteredRank`), ``'identity'``
-            (:class:`diffevo.Identity` on the raw values), a :class:`Shaping`
-            (receives costs), or a :class:`diffevo.FitnessMapping` / any callable
-            (receives raw objective values).
-
-    Returns:
-        The callable and whether it receives costs (True) or raw values (False).
-    """
-    if spec is None or (isinstance(spec, str) and spec == "energy"):
-        return AdaptiveEnergy(), True
-    if isinstance(spec, str):
-        if spec in ("rank", "centered_rank", "centred_rank"):
-            return CenteredRank(), True
-        if spec == "identity":
-            return Identity(), False
-        raise ValueError(
-            f"fitness_shaping must be one of {', '.join(map(repr, SHAPING_NAMES))}, a Shaping, "
-            f"a FitnessMapping or a callable; got {spec!r}")
-    if isinstance(spec, Shaping):
-        return spec, True
-    if callable(spec):  # a diffevo.FitnessMapping or any function of the raw values
-        return spec, False
-    raise TypeError(
-        f"fitness_shaping must be a name ({', '.join(map(repr, SHAPING_NAMES))}), a Shaping, "
-        f"a FitnessMapping or a callable; got {type(spec).__name__}")
 
 
 def weights_from(shaping: Callable, values: Any, n: int, xp=np):

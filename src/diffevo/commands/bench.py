@@ -26,6 +26,8 @@ def _ints(text: str) -> list[int]:
 
 
 def add_parser(subparsers) -> None:
+    from ._checks import backend_list, output_path
+
     p = subparsers.add_parser(
         "bench", help="quick throughput table of the available backends",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -33,7 +35,7 @@ def add_parser(subparsers) -> None:
                    help="population sizes N, comma-separated (default 1024,4096)")
     p.add_argument("--dims", type=_ints, default=[2, 16],
                    help="dimensions D, comma-separated (default 2,16)")
-    p.add_argument("--backends", default=None,
+    p.add_argument("--backends", default=None, type=backend_list,
                    help="comma-separated backends to time (default: every available one)")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32",
                    help="population dtype (default float32)")
@@ -41,47 +43,66 @@ def add_parser(subparsers) -> None:
     p.add_argument("--repeat", type=int, default=3, help="timed repetitions, best kept (default 3)")
     p.add_argument("--max-seconds", type=float, default=5.0,
                    help="skip larger N for a backend once one generation takes longer (default 5)")
-    p.add_argument("--json", default=None, metavar="PATH", help="also write the rows as JSON")
+    p.add_argument("--json", default=None, metavar="PATH", type=output_path("bench.json"),
+                   help="also write the rows as JSON (a folder gets bench.json)")
     p.set_defaults(func=run)
 
 
-def _generation(backend: str, x, g, xp, mode: str, rng):
-    import diffevo  # noqa: PLC0415
+def generation(x, g, *, backend: str = "auto", path: str = "auto", mode: str = "reference",
+               alpha_t: float = 0.5, alpha_prev: float = 0.6, rng=None):
+    """One generation apart from the objective: the x0 estimate and one DDPM-like DDIM step.
 
-    x0 = diffevo.x0_estimate(x, g, 0.5, mode=mode, backend=backend)
-    out = diffevo.ddim_step(x, x0, 0.5, 0.6, noise=1.0, rng=rng)
-    if xp is not np:
-        xp.cuda.Device().synchronize()
+    What ``diffevo bench``, ``bench/test_generation.py`` and ``bench/test_gpu.py`` time:
+    ``x0_estimate(x, g, alpha_t)`` then ``ddim_step(x, x0, alpha_t, alpha_prev, noise=1)``
+    (so the normal draw is included). A CuPy result is synchronised before returning, so
+    a timer around the call measures the work, not the launch.
+
+    Args:
+        x: (N, D) population (NumPy, or CuPy for the cuda backend).
+        g: (N,) non-negative mapped fitness.
+        backend, path, mode: as for :func:`diffevo.x0_estimate`.
+        rng: the step's generator (or seed), as for :func:`diffevo.ddim_step`.
+
+    Returns:
+        (N, D) the next population, of x's array kind.
+    """
+    import diffevo
+
+    x0 = diffevo.x0_estimate(x, g, alpha_t, mode=mode, backend=backend, path=path)
+    out = diffevo.ddim_step(x, x0, alpha_t, alpha_prev, noise=1.0, rng=rng)
+    if type(out).__module__.split(".")[0] == "cupy":
+        import cupy
+
+        cupy.cuda.Device(out.device.id).synchronize()
     return out
 
 
 def measure(backend: str, n: int, d: int, dtype: str, mode: str, repeat: int) -> float:
     """Best seconds per generation of ``backend`` at (N, D)."""
-    from diffevo import backends  # noqa: PLC0415
+    from diffevo import backends
 
     mod = backends.load(backend)
     if mod is not None and getattr(mod, "DEVICE", "cpu") == "cuda":
-        import cupy as xp  # noqa: PLC0415 - only for the cuda backend
+        import cupy as xp
     else:
         xp = np
     rng = np.random.default_rng(0)
     x = xp.asarray(rng.standard_normal((n, d)), dtype=dtype)
     g = xp.asarray(rng.random(n), dtype=dtype)
     step_rng = xp.random.default_rng(1)
-    _generation(backend, x, g, xp, mode, step_rng)  # warm-up (JIT, kernel load)
+    generation(x, g, backend=backend, mode=mode, rng=step_rng)  # warm-up (JIT, kernel load)
     best = float("inf")
     for _ in range(max(1, repeat)):
         t = time.perf_counter()
-        _generation(backend, x, g, xp, mode, step_rng)
+        generation(x, g, backend=backend, mode=mode, rng=step_rng)
         best = min(best, time.perf_counter() - t)
     return best
 
 
 def run(args: argparse.Namespace) -> int:
-    from diffevo import backends  # noqa: PLC0415
+    from diffevo import backends
 
-    names = backends.available() if args.backends is None else [
-        b.strip() for b in args.backends.split(",") if b.strip()]
+    names = backends.available() if args.backends is None else args.backends
     if not names:
         print("no backend available")
         return 1

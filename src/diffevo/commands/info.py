@@ -62,7 +62,7 @@ def collect() -> dict:
         with warnings.catch_warnings():  # the numba-missing fallback warning: reported below
             warnings.simplefilter("ignore")
             default = backends.resolve("auto", __import__("numpy").empty((1, 1)))
-        info["default_cpu_backend"] = default.__name__.rsplit(".", 1)[-1].removesuffix("_backend")
+        info["default_cpu_backend"] = default.name
     except Exception as exc:  # noqa: BLE001
         info["default_cpu_backend"] = f"none ({exc})"
     cuda = {"built": False, "devices": []}

@@ -1,7 +1,9 @@
-// The per-element math around the pairwise sums (SPEC.md sections 3 and 4), shared by
-// the host entry points (host.hpp) and the CUDA kernels (cuda.cuh): the log of the
-// per-key coefficient, the final division of the x0 estimate with the reference's
-// 1e-9 floors, the KDE normalisation and the DDIM step.
+// The per-element math around the pairwise sums (SPEC.md sections 3 and 4): the C++
+// side's ONE definition of the x0 estimate's epilogue, shared by the host entry points
+// (detail/host_impl.hpp) and the CUDA kernels (detail/cuda_kernels.cuh): the per-key
+// coefficient and its log, the final division with the reference's 1e-9 floors, the
+// KDE normalisation and the DDIM step. (Python's own definition is diffevo/core.py,
+// which every Python backend uses; docs/DESIGN.md, "C++ side", says which calls which.)
 #pragma once
 
 #include <cmath>
@@ -12,24 +14,13 @@
 namespace diffevo {
 namespace detail {
 
-DIFFEVO_HD DIFFEVO_INLINE float exp_of(float x) {
-#if defined(__CUDA_ARCH__)
-  return expf(x);
-#else
-  return std::exp(x);
-#endif
-}
+// exp and log in T's own precision, on the host and the device alike
+DIFFEVO_HD DIFFEVO_INLINE float exp_of(float x) { return expf(x); }
 DIFFEVO_HD DIFFEVO_INLINE double exp_of(double x) { return exp(x); }
-DIFFEVO_HD DIFFEVO_INLINE float log_of(float x) {
-#if defined(__CUDA_ARCH__)
-  return logf(x);
-#else
-  return std::log(x);
-#endif
-}
+DIFFEVO_HD DIFFEVO_INLINE float log_of(float x) { return logf(x); }
 DIFFEVO_HD DIFFEVO_INLINE double log_of(double x) { return log(x); }
 
-// Reference mode: c_j = g_j + eps and its log.
+// Reference mode: c_j = g_j + eps.
 template <class T>
 DIFFEVO_HD DIFFEVO_INLINE T coefficient_reference(T g) {
   return g + static_cast<T>(eps);
@@ -40,13 +31,33 @@ DIFFEVO_HD DIFFEVO_INLINE T logc_exact(T g, bool any_positive) {
   return any_positive ? log_of(g) : T(0);
 }
 
-// Reference-mode denominator of row i: B_i e^{M_i} + eps Z + eps (p_i + eps).
+// Reference mode, scaled by the population's largest coefficient cmax = e^m so that no
+// finite fitness overflows a sum (all c_j / cmax <= 1, and the denominator keeps eps Z'
+// >= eps): the kernels get log(c_j) - m, the column sums the weights c_j / cmax, and
+//   x0_i = (A'_i e^{M_i} + eps S') / (B'_i e^{M_i} + eps Z' + eps (p_i + eps) e^{-m}),
+// equal to SPEC section 3's (A_i + eps S) / (B_i + eps Z + eps (p_i + eps)) in exact
+// arithmetic (numerator and denominator both divided by e^m).
 template <class T>
-DIFFEVO_HD DIFFEVO_INLINE T x0_denominator(T b, T shift, T zsum, T p) {
-  const T te = static_cast<T>(eps);
-  return b * exp_of(shift) + te * zsum + te * (p + te);
+DIFFEVO_HD DIFFEVO_INLINE T logc_scaled(T c, T m) {
+  return log_of(c) - m;
 }
-// Reference-mode x0_ic = (A_ic e^{M_i} + eps S_c) / denominator_i.
+template <class T>
+DIFFEVO_HD DIFFEVO_INLINE T weight_scaled(T c, double cmax) {
+  return static_cast<T>(static_cast<double>(c) / cmax);
+}
+// eps (p_i + eps) e^{-m}, in double (for float32 e^{-m} may be subnormal; the term is
+// then negligible beside eps Z' >= eps, but it decides the estimate when every c is eps).
+template <class T>
+DIFFEVO_HD DIFFEVO_INLINE T density_floor(T p, double cmax) {
+  return static_cast<T>(eps * (static_cast<double>(p) + eps) / cmax);
+}
+
+// Reference-mode denominator of row i: B'_i e^{M_i} + eps Z' + density_floor(p_i).
+template <class T>
+DIFFEVO_HD DIFFEVO_INLINE T x0_denominator(T b, T shift, T zsum, T floor) {
+  return b * exp_of(shift) + static_cast<T>(eps) * zsum + floor;
+}
+// Reference-mode x0_ic = (A'_ic e^{M_i} + eps S'_c) / denominator_i.
 template <class T>
 DIFFEVO_HD DIFFEVO_INLINE T x0_reference(T a, T shift, T ssum, T denom) {
   return (a * exp_of(shift) + static_cast<T>(eps) * ssum) / denom;

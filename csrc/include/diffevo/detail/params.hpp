@@ -3,8 +3,8 @@
 
 #include <cstdint>
 
+#include "diffevo/detail/macros.hpp"
 #include "diffevo/detail/math.hpp"
-#include "diffevo/errors.hpp"
 
 namespace diffevo {
 namespace detail {
@@ -45,34 +45,25 @@ struct grid3 {
   std::int64_t x, y, z;
 };
 
-// One definition of the argument checks and of the packing, for the host API, the
-// host simulation and the CUDA launches alike.
-inline void check_pairwise_extents(std::int64_t batch, std::int64_t nq, std::int64_t nk,
-                                   std::int64_t d, std::int64_t dv) {
-  DIFFEVO_EXPECTS(batch >= 0 && nq >= 0 && nk >= 0 && d >= 0 && dv >= 0,
-                  "pairwise_sums: extents must be non-negative");
+// The kernel-path rule, defined once: float32 takes the tensor cores (the mma path)
+// from this many dimensions of the distance space; below it, and for float64, the SIMT
+// path (direct differences). diffevo::cuda::choose_path applies it, _core.kernel_configs()
+// hands it to Python (the cuda backend and bench/gpumodel read it there).
+constexpr std::int64_t tensor_core_min_d = 32;
+
+DIFFEVO_HD DIFFEVO_INLINE bool takes_tensor_cores(bool is_float32, std::int64_t d) {
+  return is_float32 && d >= tensor_core_min_d;
 }
 
+// One definition of the packing, for the host API, the host simulation and the CUDA
+// launches alike (the argument checks are in detail/checks.hpp).
 template <class T>
 pairwise_params<T> make_params(const T* q, const T* k, const T* v, const T* logc, std::int64_t batch,
                                std::int64_t nq, std::int64_t nk, std::int64_t d, std::int64_t dv,
                                double s, double inv2sigma2, T* a, T* b, T* m) {
-  pairwise_params<T> p{};
-  p.q = q;
-  p.k = k;
-  p.v = v;
-  p.logc = logc;
-  p.a = a;
-  p.b = b;
-  p.m = m;
-  p.batch = batch;
-  p.nq = nq;
-  p.nk = nk;
-  p.d = d;
-  p.dv = dv;
-  p.s = static_cast<T>(s);
-  p.inv2 = static_cast<T>(inv2sigma2 * kLog2e);
-  return p;
+  // in member order: the arrays, the extents, s, inv2 (base 2), no workspace yet
+  return pairwise_params<T>{q, k, v, logc, a, b, m, batch, nq, nk, d, dv, static_cast<T>(s),
+                            static_cast<T>(inv2sigma2 * kLog2e), nullptr, nullptr, nullptr};
 }
 
 }  // namespace detail

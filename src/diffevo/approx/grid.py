@@ -1,0 +1,285 @@
+"""``GridSums``: the pairwise sums in O(N + M log M), with a per-row error bound.
+
+A backend object (the contract of :mod:`diffevo.backends`) that wraps an exact one.
+For every call it picks, by estimated cost, one of
+
+* ``'fft'``: bin the weighted keys onto a grid (interpolation weights of order 1 or 3),
+  convolve with the Gaussian by FFT, interpolate at the queries (:mod:`._fftgrid`);
+* ``'cells'``: a cut-off sum over neighbouring cells, exact within the cut-off
+  (:mod:`._cells`; alpha near 1, where the kernel is narrow; host only);
+* ``'exact'``: the wrapped backend, when neither is cheaper;
+
+then bounds the x0 error of every row from the grid's own sums (:mod:`._bound`) and
+recomputes the rows whose bound exceeds the tolerance with the wrapped backend.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ..backends import Backend
+from . import _bound, _paths
+from ._cells import REACH, Cells
+from ._fftgrid import FFTGrid
+
+#: seconds per unit of work, only used to choose the path: FFT per element per transform
+#: (times log2 L / 20), scatter/gather per stencil entry per channel, cut-off pairs per
+#: (1 + Dv / 2), exact pairs per (d + Dv). Fitted at N = 65,536, D = 2, alpha 0.9 .. 0.995
+#: (2 cores, under load; their ratios are what counts): FFT 0.22 .. 1.3 s for
+#: L = 2.6e5 .. 1.6e6, cut-off 9.6 .. 1.0 s for 3.6e9 .. 3.6e8 pairs, exact 12.5 s.
+_SEC_FFT = 3e-9
+_SEC_SCATTER = 3e-9
+_SEC_CELL_PAIR = 1.2e-10
+_SEC_EXACT_PAIR = 4e-11
+#: no FFT grid above this many nodes, nor above _MAX_FFT_BYTES for all its channels
+#: (complex spectra of 2 Dv + 3 channels at 16 bytes): at d = 3 the grid the bound asks
+#: for is often 10^7..10^8 nodes, where the cut-off path or the exact sums are cheaper
+_MAX_FFT_NODES = 1 << 23
+_MAX_FFT_BYTES = 1 << 30
+
+METHODS = ("auto", "fft", "cells", "exact")
+
+#: failing rows of the FFT path below this count skip the cut-off rescue (see _sums)
+_RESCUE_MIN = 64
+
+
+def _xp(a):
+    if type(a).__module__.split(".")[0] == "cupy":
+        import cupy  # noqa: PLC0415
+
+        return cupy
+    return np
+
+
+class GridSums:
+    """Approximate pairwise sums for d <= 3 distance dimensions, x0 error within ``tol``.
+
+    Guarantee (both modes, every row): ``max_c |x0~_ic - x0_ic| <= tol * scale`` for
+    ``x0 = A / B`` (what :func:`diffevo.x0_estimate` returns, its reference floors
+    included), where ``scale`` is ``value_scale`` or the standard deviation of all
+    entries of v (= x). With no values (Dv = 0, the KDE sums) the guarantee is on B:
+    ``|B~_i - B_i| <= tol / 2 * B_i``, so the normalised density is within ``tol``.
+
+    Grid sizing: node spacing ``h = eta * sigma`` (sigma^2 = 1 / (2 inv2sigma2) = 1 - alpha),
+    ``eta = min(0.5, (tol * scale / (4 * c_p * spread)) ** (1 / (p + 1)))``, where p is
+    the interpolation order, ``spread`` the root of the summed variances of v and
+    ``c_p = 2 C_p Lam_p^(2d-1) d I_p / sqrt(2 pi)`` the interpolation error constant
+    (:func:`diffevo.approx._bound.spacing`; cubic p = 3 at tol = 1e-3, d = 2, D = 2:
+    eta ~ 0.15). The grid spans the queries and the scaled keys ``sqrt(alpha) k``, so its
+    node count is about ``(extent / (eta sigma))^d``: small at small alpha; at alpha
+    near 1 the cut-off path (cells of the kernel's reach, radius
+    ``sigma sqrt(2 ln(1/eps_c))``, ``eps_c = 0.01 tol scale / (N spread)``) is cheaper.
+
+    Rows fall back to ``base`` when the bound fails: far from all weight (B too small for
+    the grid's absolute error) or where the local spread of v is unusually large.
+
+    Args:
+        base: the exact backend (module or object) honouring the contract.
+        tol: target error in units of ``scale`` (> 0).
+        value_scale: the unit of ``tol``; default: std of v per call.
+        order: 3 (cubic Lagrange, default) or 1 (linear binning and interpolation;
+            needs a much finer grid for the same tol).
+        method: ``'auto'`` (by cost), or force ``'fft'``, ``'cells'`` or ``'exact'``
+            (a forced ``'fft'`` whose grid would exceed the memory cap chooses as 'auto'
+            among the others).
+    """
+
+    def __init__(self, base: Any, tol: float = 1e-3, value_scale: float | None = None,
+                 order: int = 3, method: str = "auto"):
+        if not callable(getattr(base, "pairwise_sums", None)) or getattr(base, "DEVICE", None) not in (
+                "cpu", "cuda"):
+            raise TypeError("base must be a backend with DEVICE ('cpu'/'cuda') and pairwise_sums")
+        # the resolved form (diffevo.backends.Backend) takes 2-D or batched inputs
+        self.base = base if isinstance(base, Backend) else Backend(base, _name(base))
+        self.tol = _positive(tol, "tol")
+        self.value_scale = None if value_scale is None else _positive(value_scale, "value_scale")
+        if order not in (1, 3):
+            raise ValueError(f"order must be 1 or 3; got {order!r}")
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}; got {method!r}")
+        if method == "cells" and base.DEVICE != "cpu":
+            raise ValueError("method='cells' runs on the host only")
+        self.order = order
+        self.method = method
+        self.DEVICE = base.DEVICE
+        self.PATHS = self.base.paths  # the path is the exact rows' (fallback) kernel path
+        self.name = f"grid({self.base.name})"
+        #: the last call's path and how many rows fell back (reports and tests)
+        self.last: dict = {}
+
+    def is_available(self) -> bool:
+        return True
+
+    def pairwise_sums(self, q, k, v, logc, s, inv2sigma2, online_max, *, path: str = "auto"):
+        """See :mod:`diffevo.backends` (2-D or batched 3-D arrays); ``path`` is passed to
+        the wrapped backend for the rows it computes.
+
+        With ``online_max`` the rows computed on the grid return ``M_i = log`` of the
+        row's total weight and ``B_i = 1`` (the exact rows: the row maximum): either way
+        ``exp(M) * (A, B)`` are the sums and B never underflows, which is what callers use.
+        """
+        if q.shape[-1] > 3:
+            raise ValueError(f"approx='grid' needs d <= 3 distance dimensions; got d = {q.shape[-1]} "
+                             "(use latent= with a low-dimensional code, or approx=None)")
+        if q.ndim == 3:
+            xp = _xp(q)
+            parts = [self._sums(*a, s, inv2sigma2, online_max, path) for a in zip(q, k, v, logc)]
+            return tuple(xp.stack(p) for p in zip(*parts))
+        return self._sums(q, k, v, logc, s, inv2sigma2, online_max, path)
+
+    # ------------------------------------------------------------------ one population
+    def _sums(self, q, k, v, logc, s, inv2sigma2, online_max, path):
+        xp = _xp(q)
+        nq, d = q.shape
+        nk, dv = v.shape
+        lc = logc.astype(xp.float64)
+        finite = xp.isfinite(lc)
+        if nk == 0 or nq == 0 or not bool(finite.any()):
+            self.last = {"method": "exact", "fallback": nq}
+            return self.base.pairwise_sums(q, k, v, logc, s, inv2sigma2, online_max, path=path)
+        pop, shift, vbar = self._prepare(xp, q, k, v, lc, finite, s, inv2sigma2)
+        spread = pop.spread
+        if _same(v, k):
+            # values = keys: a row's kernel covers about sigma / s of them per axis, so its
+            # weighted spread is at most ~2 sqrt(d) sigma / s (alpha near 1: far below the
+            # population's); rows where it is not fail their bound and are rescued
+            spread = min(spread, 2.0 * math.sqrt(d) * pop.sigma / max(s, 1e-300))
+        eta = _bound.spacing(self.order, d, pop.target, spread)
+        lo = _host(xp.minimum(pop.q.min(axis=0), pop.y.min(axis=0)))
+        hi = _host(xp.maximum(pop.q.max(axis=0), pop.y.max(axis=0)))
+        radius = _paths.radius_for(pop.sigma, _paths.eps_cut(pop, nk))
+        method = self._choose(xp, pop, lo, hi, eta, radius, d, dv, nq, nk)
+        self.last = {"method": method, "eta": eta, "fallback": nq, "rescued": 0}
+        if method == "exact":
+            return self.base.pairwise_sums(q, k, v, logc, s, inv2sigma2, online_max, path=path)
+        cells = None
+        if method == "fft":
+            rows = _paths.fft_rows(xp, pop, lo, hi, eta, self.order)
+        else:
+            cells = Cells(_host(pop.y), radius)
+            rows = _paths.cells_rows(pop, cells)
+        bad = self._failing(xp, pop, rows, online_max)
+        nbad = int(bad.sum())
+        if xp is np and nbad and (cells is not None or nbad > _RESCUE_MIN):
+            # rows the bound rejects: first a cut-off sum with each row's own radius (cheap
+            # for rows far from the weight, which is where they are), then the exact sums;
+            # a handful of rows go to the exact sums directly (a cell table costs a sort)
+            idx = np.nonzero(bad)[0]
+            cells = cells or Cells(pop.y, radius)
+            again = _paths.cells_rows(pop, cells, idx, _paths.rescue_radius(pop, rows, bad))
+            fixed = ~self._failing(np, pop, again, online_max)
+            for name in ("a", "b", "err", "b_err"):
+                getattr(rows, name)[idx[fixed]] = getattr(again, name)[fixed]
+            bad[idx[fixed]] = False
+            self.last["rescued"] = int(fixed.sum())
+        return self._assemble(xp, rows, bad, vbar, shift, online_max, q, k, v, logc, s,
+                              inv2sigma2, path)
+
+    def _prepare(self, xp, q, k, v, lc, finite, s, inv2sigma2):
+        """(the call's float64 Pop, the weights' shift, mean(v))."""
+        shift = float(lc[finite].max())
+        lw = xp.where(finite, lc - shift, -xp.inf)
+        w = xp.exp(lw)
+        total_w = float(w.sum())
+        v64 = v.astype(xp.float64, copy=False)
+        dv = v.shape[1]
+        if dv:
+            vbar = v64.mean(axis=0)
+            vc = v64 - vbar
+            sq = (vc * vc).sum(axis=1)
+            scale = self.value_scale or float(v64.std())
+            target = self.tol * max(scale, 1e-12 * (float(xp.abs(v64).max()) + 1.0))
+            pop = _paths.Pop(q.astype(xp.float64, copy=False), k.astype(xp.float64) * s, w, lw, vc,
+                             math.sqrt(0.5 / inv2sigma2), inv2sigma2, total_w,
+                             float(xp.sqrt(sq.max())), target, (w @ vc) / total_w,
+                             math.sqrt(float(sq.mean())))
+        else:
+            vbar = None
+            pop = _paths.Pop(q.astype(xp.float64, copy=False), k.astype(xp.float64) * s, w, lw, None,
+                             math.sqrt(0.5 / inv2sigma2), inv2sigma2, total_w, 0.0, 0.5 * self.tol,
+                             None)
+        return pop, shift, vbar
+
+    def _failing(self, xp, pop, rows, online_max):
+        """Rows whose bound misses the target (reference mode: the floors' share included)."""
+        err = rows.err
+        if pop.vc is not None and not online_max:
+            err = err + _paths.floor_term(xp, pop, rows)
+        return ~(err <= pop.target)
+
+    def _assemble(self, xp, rows, bad, vbar, shift, online_max, q, k, v, logc, s, inv2sigma2, path):
+        """(A, B, M) in q's dtype: grid rows as the contract wants them, the rest exact."""
+        a, b = rows.a, rows.b
+        if vbar is not None:
+            a = a + vbar * b[:, None]  # the grid summed the centred values
+        m = xp.full(b.shape[0], shift, dtype=xp.float64)
+        if online_max:
+            good_b = xp.where(bad, 1.0, b)
+            m = m + xp.log(good_b)
+            a = a / good_b[:, None]
+            b = xp.where(bad, b, 1.0)
+        dtype = q.dtype
+        a, b, m = a.astype(dtype), b.astype(dtype), m.astype(dtype)
+        idx = xp.nonzero(bad)[0]
+        self.last["fallback"] = int(idx.size)
+        ok = rows.err[~bad]
+        self.last["max_bound"] = float(ok.max()) if ok.size else 0.0
+        if idx.size:
+            ea, eb, em = self.base.pairwise_sums(xp.ascontiguousarray(q[idx]), k, v, logc, s,
+                                                 inv2sigma2, online_max, path=path)
+            a[idx], b[idx], m[idx] = ea, eb, em
+        return a, b, m
+
+    def _choose(self, xp, pop, lo, hi, eta, radius, d, dv, nq, nk):
+        """'fft', 'cells' or 'exact': forced, or the cheapest by the cost model."""
+        if self.method == "exact":
+            return "exact"
+        nodes, fft_len = FFTGrid.cost(lo, hi, pop.sigma, eta, self.order)
+        transforms = 2 * (2 * dv + 3)
+        stencil = (self.order + 1) ** d
+        too_big = fft_len > min(_MAX_FFT_NODES, _MAX_FFT_BYTES // (16 * (2 * dv + 3)))
+        fft_cost = (math.inf if too_big else
+                    _SEC_FFT * fft_len * max(math.log2(fft_len), 1.0) / 20.0 * transforms
+                    + _SEC_SCATTER * (nk + nq) * (stencil * (dv + 1) + dv + 2))
+        exact_cost = _SEC_EXACT_PAIR * nq * nk * (d + dv)
+        if (self.method == "fft" and not too_big) or (self.DEVICE != "cpu" and self.method == "auto"):
+            return "fft" if (self.method == "fft" or fft_cost < exact_cost) else "exact"
+        if self.method == "cells":
+            return "cells"
+        # the cut-off path's pairs, estimated on a sample before any cell table is built
+        pairs = _paths.sample_pairs(_host(pop.q), _host(pop.y), radius, REACH)
+        costs = {"exact": exact_cost, "fft": fft_cost,
+                 "cells": _SEC_CELL_PAIR * pairs * (1.0 + dv / 2.0)}
+        return min(costs, key=costs.get)
+
+
+def _same(a, b) -> bool:
+    """Whether two arrays are views of the same memory with one shape (v is k)."""
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    ptr = (lambda x: x.__array_interface__["data"][0]) if isinstance(a, np.ndarray) else \
+        (lambda x: x.data.ptr)
+    return ptr(a) == ptr(b)
+
+
+def _name(impl) -> str:
+    name = getattr(impl, "name", None) or getattr(impl, "__name__", type(impl).__name__)
+    return str(name).rsplit(".", 1)[-1].removesuffix("_backend")
+
+
+def _host(a):
+    get = getattr(a, "get", None)
+    return np.asarray(get() if callable(get) else a, dtype=np.float64)
+
+
+def _positive(value, name):
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a positive number; got {value!r}") from None
+    if not math.isfinite(out) or out <= 0:
+        raise ValueError(f"{name} must be a positive finite number; got {value!r}")
+    return out
