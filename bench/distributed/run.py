@@ -84,7 +84,7 @@ def main(argv=None):
                           dashboard_address=":0") as cluster, Client(cluster) as client:
             be = dd.DaskSums(client)
             diffevo.x0_estimate(x[:1024], g[:1024], args.alpha, backend=be)  # workers load numba
-            t_dist, times = timed(lambda: diffevo.x0_estimate(x, g, args.alpha, backend=be), args.reps)
+            t_dist, times = timed(lambda b=be: diffevo.x0_estimate(x, g, args.alpha, backend=b), args.reps)
             got = diffevo.x0_estimate(x, g, args.alpha, backend=be)
             rows = be.last["rows_per_block"]
             per_block = block_cost(client, x, g, args.alpha, rows)

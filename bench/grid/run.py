@@ -75,8 +75,8 @@ def part_small(n, reps, extra):
         for mode in ("reference", "exact"):
             gs = GridSums(exact)
             r = reps if (alpha in CHECKED and mode == "reference") else 1
-            t_grid, got = timed(lambda: diffevo.x0_estimate(x, g, alpha, mode=mode, backend=gs), r)
-            t_exact, want = timed(lambda: diffevo.x0_estimate(x, g, alpha, mode=mode, backend="numba"), r)
+            t_grid, got = timed(lambda a=alpha, m=mode, b=gs: diffevo.x0_estimate(x, g, a, mode=m, backend=b), r)
+            t_exact, want = timed(lambda a=alpha, m=mode: diffevo.x0_estimate(x, g, a, mode=m, backend="numba"), r)
             err = float(np.abs(got - want).max() / x.std())
             row[mode] = {"err_std_units": err, "method": gs.last["method"],
                          "fallback_rows": gs.last["fallback"], "eta": gs.last.get("eta"),
@@ -96,7 +96,7 @@ def part_large(n, reps, sample=4096):
     out = []
     for alpha in CHECKED:
         gs = GridSums(exact)
-        t_grid, _ = timed(lambda: diffevo.x0_estimate(x, g, alpha, backend=gs), reps)
+        t_grid, _ = timed(lambda a=alpha, b=gs: diffevo.x0_estimate(x, g, a, backend=b), reps)
         info = dict(gs.last)
         s, inv = alpha ** 0.5, 0.5 / (1.0 - alpha)
         # the sampled rows' error: grid sums on all keys vs exact sums, rows only
@@ -111,7 +111,7 @@ def part_large(n, reps, sample=4096):
 
 
 def part_optimisation(n, gens):
-    f = lambda x: ((x - 1.0) ** 2).sum(-1)  # noqa: E731 - sphere at (1, 1), vectorised
+    f = lambda x: ((x - 1.0) ** 2).sum(-1)
     t = time.perf_counter()
     res = diffevo.minimize(f, x0=np.zeros(2), sigma0=2.0, popsize=n, maxiter=gens, seed=0,
                            vectorized=True, approx="grid")

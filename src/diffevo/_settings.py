@@ -57,13 +57,6 @@ AUTO_NOISE_LOW_D = 0.1
 #: latent_dim='auto' measures distances in this many random projections when D exceeds it
 AUTO_LATENT_DIM = 2
 
-#: fitness_shaping='energy': AdaptiveEnergy's temperature relative to the median's distance.
-#: 0.3, not the class's 0.1: at 0.1 the early, global generations pull the population to the
-#: best few members and the basin with the fewest lost its optimum (all four minima of
-#: Himmelblau in [-4,4]^2 kept in 62.5 % of 40 seeds at 512 x 100, 100 % at 1.0, which leaves
-#: Rastrigin unconverged: 42.5 %); with 1024 x 50 members, 0.3 keeps all in 97.5-100 % on
-#: Himmelblau, Ackley and Rastrigin; bench/paper/README.md has the table
-ENERGY_SCALE = 0.3
 
 #: names accepted for ``fitness_shaping``
 SHAPING_NAMES = ("energy", "rank", "centered_rank", "centred_rank", "identity")
@@ -96,7 +89,7 @@ def resolve_weighting(spec: Any) -> Weighting:
         ValueError / TypeError naming ``fitness_shaping``.
     """
     if spec is None or (isinstance(spec, str) and spec == "energy"):
-        return AdaptiveEnergy(scale=ENERGY_SCALE)
+        return AdaptiveEnergy()
     if isinstance(spec, str):
         if spec in ("rank", "centered_rank", "centred_rank"):
             return CenteredRank()
@@ -140,7 +133,7 @@ class Settings:
             scheduler object with an ``alpha`` array (then num_step is its length).
         noise: step noise in [0, 1] (1 = DDPM-like, 0 = deterministic DDIM) or
             ``'auto'`` (default): 0.1 when D <= 2, 1.0 above.
-        fitness_shaping: ``'energy'`` (default: AdaptiveEnergy(scale=ENERGY_SCALE)), ``'rank'``, ``'identity'``, a
+        fitness_shaping: ``'energy'`` (default: AdaptiveEnergy()), ``'rank'``, ``'identity'``, a
             :class:`~diffevo.shaping.Weighting` or any callable; stored resolved.
         latent_dim: distances in a random ``latent_dim``-dimensional projection;
             ``'auto'`` (default) = 2 when D > 2, else off; None = off.

@@ -24,6 +24,11 @@ class OptimizeResult(dict):
       bounds); ``population_fun`` (popsize,): its values.
     * ``x0_estimate`` (popsize, D): the latest x0 (denoised) estimate of every member.
     * ``history``: a :class:`diffevo.History` (per-generation arrays).
+    * ``modes`` (from :func:`diffevo.minimize` / :func:`~diffevo.maximize`): the distinct
+      optima of the final populations of every attempt, best first, each a dict ``x`` (D,),
+      ``fun``, ``size`` (members in its basin), ``polished`` (refined by the local method;
+      see :mod:`diffevo.polish`); ``x``/``fun`` above are then the best of the polished
+      modes and of every evaluated point, and ``nfev`` counts polishing too.
     * ``seed``: the seed the run started from.
     """
 

@@ -110,9 +110,9 @@ def test_online_max_sums_are_consistent():
     """exp(M) * (A, B) are the sums (the contract), although M is not the row maximum."""
     x, g = population(1200, seed=6)
     be = exact_backend()
-    a, b, m = be.pairwise_sums(x, x, x, np.log(g), 0.9 ** 0.5, 5.0, True)
+    _, b, m = be.pairwise_sums(x, x, x, np.log(g), 0.9 ** 0.5, 5.0, True)
     for method in ("fft", "cells"):
-        ga, gb, gm = grid(method).pairwise_sums(x[None], x[None], x[None], np.log(g)[None],
+        _, gb, gm = grid(method).pairwise_sums(x[None], x[None], x[None], np.log(g)[None],
                                                 0.9 ** 0.5, 5.0, True)
         ratio = np.exp(gm[0] - m) * gb[0] / b
         assert np.abs(ratio - 1).max() < 1e-2

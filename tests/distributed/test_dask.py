@@ -63,8 +63,8 @@ def test_grid_approximation_on_the_cluster(client):
 
 
 def test_optimiser_with_client_matches_local(client):
-    f = lambda x: ((x - 0.5) ** 2).sum(-1)  # noqa: E731
-    kw = dict(x0=np.zeros(2), popsize=256, maxiter=8, seed=3, vectorized=True)
+    f = lambda x: ((x - 0.5) ** 2).sum(-1)
+    kw = {"x0": np.zeros(2), "popsize": 256, "maxiter": 8, "seed": 3, "vectorized": True}
     local = diffevo.minimize(f, **kw)
     remote = diffevo.minimize(f, client=client, **kw)
     np.testing.assert_allclose(remote.x, local.x, rtol=0, atol=1e-9)

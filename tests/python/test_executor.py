@@ -16,7 +16,7 @@ from diffevo import problems
 from diffevo.evaluation import Evaluator, as_executor
 
 BACKEND = next(b for b in ("cpp", "numba", "numpy") if b in diffevo.available_backends("cpu"))
-KW = dict(bounds=[(-5.0, 5.0)] * 2, popsize=40, maxiter=8, seed=11, backend=BACKEND)
+KW = dict(bounds=[(-5.0, 5.0)] * 2, popsize=40, maxiter=8, seed=11, backend=BACKEND, polish=False)
 
 
 def himmelblau_one(x):
@@ -58,7 +58,7 @@ def test_dask_local_cluster_equals_vectorised(vectorised_run):
     """A Dask distributed Client (in-process LocalCluster, 1 worker, 2 threads) as executor."""
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(processes=False, n_workers=1, threads_per_worker=2,
-                                  dashboard_address=None) as cluster, \
+                                  dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as client:
         per_member = diffevo.minimize(himmelblau_one, executor=client, **KW)
         chunked = diffevo.minimize(problems.himmelblau, vectorized=True,

@@ -21,8 +21,9 @@ def box(name, d):
 
 
 def test_ask_tell_reproduces_minimize_with_the_same_seed():
+    # polish=False: the schedule alone, which ask/tell reproduces (polish is the runner's)
     res = diffevo.minimize(problems.rastrigin, bounds=box("rastrigin", 2), vectorized=True,
-                           popsize=64, maxiter=30, seed=42, backend=BACKEND)
+                           popsize=64, maxiter=30, seed=42, backend=BACKEND, polish=False)
     es = DiffusionEvolution(64, bounds=box("rastrigin", 2), num_step=30, seed=42, backend=BACKEND)
     while not es.stop():
         es.tell(problems.rastrigin(es.ask()))
@@ -70,7 +71,8 @@ def test_maximize():
                            seed=0, backend=BACKEND)
     assert res.fun == pytest.approx(-5.0, abs=1e-3)  # like the 2-D sphere test, f-gap < 1e-3
     np.testing.assert_allclose(res.x, [1.0, -2.0], atol=0.05)
-    assert res.fun == res.history.best_ever[-1] == res.history.best.max()
+    # the polished best mode is the result; the schedule's best is never better
+    assert res.fun == res.modes[0]["fun"] >= res.history.best_ever[-1] == res.history.best.max()
     assert np.all(np.diff(res.history.best_ever) >= 0)
 
 
@@ -91,7 +93,7 @@ def test_restarts_keep_the_best_and_grow_the_population():
 
     res = diffevo.minimize(problems.rastrigin, bounds=box("rastrigin", 3), vectorized=True,
                            popsize=8, maxiter=6, restarts=2, restart_popsize_factor=2,
-                           seed=3, callback=cb, backend=BACKEND)
+                           seed=3, callback=cb, backend=BACKEND, polish=False)
     assert res.nrestarts == 2 and sizes == {0: 8, 1: 16, 2: 32}
     assert res.nfev == 6 * (8 + 16 + 32) and res.nit == 18
     assert res.fun == min(per_attempt.values())
@@ -121,7 +123,8 @@ def test_restarts_stop_at_the_target_or_the_budget():
 
 def test_batched_runs_equal_separate_runs():
     """runs=R advances R populations with one batched x0 estimate; run r == seed child r."""
-    kw = dict(bounds=box("himmelblau", 2), vectorized=True, popsize=32, maxiter=15, backend=BACKEND)
+    kw = dict(bounds=box("himmelblau", 2), vectorized=True, popsize=32, maxiter=15, backend=BACKEND,
+              polish=False)
     batched = diffevo.minimize(problems.himmelblau, runs=3, seed=7, **kw)
     assert isinstance(batched, list) and len(batched) == 3
     for r, res in enumerate(batched):
@@ -138,7 +141,7 @@ def test_batched_runs_equal_separate_runs():
 
 
 def test_batched_runs_with_early_stops_and_restarts():
-    kw = dict(bounds=box("sphere", 2), vectorized=True, maxiter=8, backend=BACKEND)
+    kw = dict(bounds=box("sphere", 2), vectorized=True, maxiter=8, backend=BACKEND, polish=False)
     res = diffevo.minimize(problems.sphere, runs=3, popsize=16, seed=1, restarts=1,
                            restart_popsize_factor=2, **kw)
     for r, one in enumerate(res):
@@ -149,7 +152,7 @@ def test_batched_runs_with_early_stops_and_restarts():
 
 
 def test_per_member_calls_equal_vectorized():
-    kw = dict(bounds=box("beale", 2), popsize=24, maxiter=10, seed=4, backend=BACKEND)
+    kw = dict(bounds=box("beale", 2), popsize=24, maxiter=10, seed=4, backend=BACKEND, polish=False)
     calls = []
 
     def one(x):
@@ -160,8 +163,9 @@ def test_per_member_calls_equal_vectorized():
     a = diffevo.minimize(one, **kw)
     b = diffevo.minimize(problems.beale, vectorized=True, **kw)
     assert len(calls) == a.nfev == 240
-    np.testing.assert_array_equal(a.population, b.population)
-    assert a.fun == b.fun
+    # the objective itself may round its last bit differently on a row and on a matrix
+    np.testing.assert_allclose(a.population, b.population, rtol=1e-12, atol=1e-14)
+    assert a.fun == pytest.approx(b.fun, rel=1e-12, abs=1e-14)
 
 
 def test_args_are_passed():
@@ -242,7 +246,7 @@ def test_default_backend_runs():
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "diffevo: numba is not importable", RuntimeWarning)
         res = diffevo.minimize(problems.sphere, bounds=box("sphere", 2), vectorized=True,
-                               popsize=16, maxiter=5, seed=0)
+                               popsize=16, maxiter=5, seed=0, polish=False)
     assert res.nfev == 80
 
 

@@ -54,7 +54,8 @@ def test_adaptive_energy_degenerate_spreads():
     np.testing.assert_array_equal(shp(np.full(4, 3.0)), np.ones(4))  # constant: uniform
     # more than half tied at the minimum: the temperature falls back to the range
     f = np.array([0.0, 0.0, 0.0, 1.0])
-    np.testing.assert_allclose(shp(f), [1, 1, 1, math.exp(-1 / 0.1)], rtol=1e-14)
+    np.testing.assert_allclose(shp(f), [1, 1, 1, math.exp(-1 / shp.scale)], rtol=1e-14)
+    assert shp.scale == 0.3  # the default (see AdaptiveEnergy's docstring for why)
 
 
 @pytest.mark.parametrize("spec,cls,sense", [

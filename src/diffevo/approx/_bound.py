@@ -152,7 +152,7 @@ def row_errors(b, p0, p1, p2, x0c, vmax, tail_w):
 
 def _xp(a):
     if type(a).__module__.split(".")[0] == "cupy":
-        import cupy  # noqa: PLC0415
+        import cupy
 
         return cupy
     return np

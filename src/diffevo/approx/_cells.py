@@ -83,16 +83,10 @@ def _cell_ids(p3, lo, side, ncell):
 
 
 @njit(cache=True, inline="always")
-def _cell_of(x, lo, side, n):
-    c = int(math.floor((x - lo) / side))
-    return c  # may lie outside [0, n): the caller intersects the visited range
-
-
-@njit(cache=True, inline="always")
 def _span(x, r, lo, side, n):
     """Cells [first, last] (clipped to [0, n)) that the interval [x - r, x + r] touches."""
-    return (max(int(math.floor((x - r - lo) / side)), 0),
-            min(int(math.floor((x + r - lo) / side)), n - 1))
+    return (max(math.floor((x - r - lo) / side), 0),  # numba: floor of a float is an int64
+            min(math.floor((x + r - lo) / side), n - 1))
 
 
 @njit(cache=True, inline="always")

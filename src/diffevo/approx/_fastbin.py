@@ -17,7 +17,7 @@ from numba import njit, prange
 def _stencil(x, order, n, idx, wts):
     """Nodes and weights of coordinate x (grid units) for one axis; returns their count."""
     if order == 0:
-        i = int(math.floor(x + 0.5))
+        i = int(math.floor(x + 0.5))  # noqa: RUF046 - numba: keep the int explicit
         idx[0] = min(max(i, 0), n - 1)
         wts[0] = 1.0
         return 1

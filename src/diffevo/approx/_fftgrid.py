@@ -22,7 +22,7 @@ from ._bound import OFFSETS, U_CUT, beta_factors
 def _fft(xp):
     """(rfftn, irfftn) of the array module: scipy.fft with both cores on the host."""
     if xp is np:
-        import scipy.fft as sfft  # noqa: PLC0415
+        import scipy.fft as sfft
 
         return (lambda a, s, axes: sfft.rfftn(a, s=s, axes=axes, workers=-1),
                 lambda a, s, axes: sfft.irfftn(a, s=s, axes=axes, workers=-1))
@@ -65,7 +65,7 @@ def bin_points(points, channels, shape, order, xp):
     """Scatter channels (C, N) onto a grid by interpolation weights (order 0: nearest node)."""
     size = int(np.prod(shape))
     if order and xp is np and _numba():
-        from ._fastbin import pad3, scatter  # noqa: PLC0415
+        from ._fastbin import pad3, scatter
 
         p3, orders, shape3 = pad3(points, shape, order)
         g = scatter(p3, np.ascontiguousarray(channels.T), orders, shape3)
@@ -87,7 +87,7 @@ def gather_points(grids, points, order, xp):
     shape = grids.shape[1:]
     flat_grids = grids.reshape(grids.shape[0], -1)
     if order and xp is np and _numba():
-        from ._fastbin import gather, pad3  # noqa: PLC0415
+        from ._fastbin import gather, pad3
 
         p3, orders, shape3 = pad3(points, shape, order)
         return gather(np.ascontiguousarray(flat_grids.T), p3, orders, shape3).T
@@ -102,7 +102,7 @@ def gather_points(grids, points, order, xp):
 def _numba() -> bool:
     """Whether the Numba scatter/gather can be used (numba importable; generic otherwise)."""
     try:
-        import numba  # noqa: F401, PLC0415
+        import numba  # noqa: F401
     except ImportError:
         return False
     return _USE_NUMBA[0]
@@ -134,9 +134,9 @@ class FFTGrid:
         margin = max(-OFFSETS[order][0], OFFSETS[order][-1]) + 1
         self.origin = np.asarray(lo, dtype=np.float64) - margin * self.h
         extent = (np.asarray(hi, dtype=np.float64) - self.origin) / self.h
-        self.shape = tuple(int(math.ceil(e)) + margin + 1 for e in extent)
-        self.cut = tuple(min(int(math.ceil(U_CUT / eta)), n - 1) for n in self.shape)
-        import scipy.fft as sfft  # noqa: PLC0415 - next_fast_len only (host arithmetic)
+        self.shape = tuple(math.ceil(e) + margin + 1 for e in extent)
+        self.cut = tuple(min(math.ceil(U_CUT / eta), n - 1) for n in self.shape)
+        import scipy.fft as sfft
 
         self.fft_shape = tuple(sfft.next_fast_len(n + c, real=True)
                                for n, c in zip(self.shape, self.cut))

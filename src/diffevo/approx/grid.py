@@ -48,7 +48,7 @@ _RESCUE_MIN = 64
 
 def _xp(a):
     if type(a).__module__.split(".")[0] == "cupy":
-        import cupy  # noqa: PLC0415
+        import cupy
 
         return cupy
     return np
@@ -237,7 +237,7 @@ class GridSums:
         """'fft', 'cells' or 'exact': forced, or the cheapest by the cost model."""
         if self.method == "exact":
             return "exact"
-        nodes, fft_len = FFTGrid.cost(lo, hi, pop.sigma, eta, self.order)
+        _, fft_len = FFTGrid.cost(lo, hi, pop.sigma, eta, self.order)
         transforms = 2 * (2 * dv + 3)
         stencil = (self.order + 1) ** d
         too_big = fft_len > min(_MAX_FFT_NODES, _MAX_FFT_BYTES // (16 * (2 * dv + 3)))

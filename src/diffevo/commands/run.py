@@ -42,6 +42,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--maximize", action="store_true",
                    help="maximise instead of minimise (the known optima are minima)")
+    p.add_argument("--method", choices=("diffevo", "hades", "charles"), default="diffevo",
+                   help="diffevo (closed-form x0, default), hades or charles (a learned diffusion "
+                        "model: pip install 'diffevo[hades]'); --schedule/--noise/--shaping/"
+                        "--backend/--mode apply to diffevo only")
     p.add_argument("--schedule", choices=("cosine", "linear", "ddpm"), default="cosine")
     p.add_argument("--noise", default="auto", type=real_in(0.0, 1.0, words=("auto",)),
                    help="step noise in [0, 1] or 'auto' (0.1 for D <= 2, else 1; default auto)")
@@ -98,10 +102,14 @@ def run(args: argparse.Namespace) -> int:
     solve = diffevo.maximize if args.maximize else diffevo.minimize
     start = time.perf_counter()
     try:
+        kernel = dict(schedule=args.schedule, noise=args.noise, fitness_shaping=args.shaping,
+                      backend=args.backend, mode=args.mode) if args.method == "diffevo" else {}
         res = solve(prob.fun, bounds=bounds, vectorized=True, popsize=args.popsize,
-                    maxiter=args.steps, seed=args.seed, schedule=args.schedule, noise=args.noise,
-                    fitness_shaping=args.shaping, restarts=args.restarts, backend=args.backend,
-                    mode=args.mode, progress=args.progress)
+                    maxiter=args.steps, seed=args.seed, restarts=args.restarts,
+                    progress=args.progress, method=args.method, **kernel)
+    except ImportError as exc:  # method hades/charles without torch
+        print(f"diffevo run: error: argument --method: {exc}", file=sys.stderr)
+        return 2
     except (TypeError, ValueError) as exc:
         print(f"diffevo run: error: {exc}", file=sys.stderr)
         return 2

@@ -35,7 +35,7 @@ def x0_estimate(x: Any, fitness: Any, alpha: float, *, client: Any, blocks: int 
     Returns:
         (N, D) (or (R, N, D)) x0, equal to the single-process estimate to rounding.
     """
-    from ..core import x0_estimate as local  # noqa: PLC0415
+    from ..core import x0_estimate as local
 
     return local(x, fitness, alpha, backend=DaskSums(client, backend, blocks), **kwargs)
 
@@ -43,7 +43,7 @@ def x0_estimate(x: Any, fitness: Any, alpha: float, *, client: Any, blocks: int 
 def kde_density(z: Any, bandwidth: float = 0.1, *, client: Any, blocks: int | None = None,
                 backend: str = "auto", **kwargs: Any):
     """:func:`diffevo.kde_density` with the sums computed on the Dask cluster of ``client``."""
-    from ..core import kde_density as local  # noqa: PLC0415
+    from ..core import kde_density as local
 
     return local(z, bandwidth, backend=DaskSums(client, backend, blocks), **kwargs)
 

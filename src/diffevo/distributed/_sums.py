@@ -31,10 +31,10 @@ def block_sums(qb, k, v, logc, s, inv2sigma2, online_max, path, base):
     Runs on a worker. ``base='auto'`` takes the worker's best backend: cuda when the
     worker has a usable GPU (the arrays go to the device and back), numba otherwise.
     """
-    from diffevo import backends  # noqa: PLC0415 - imported on the worker
+    from diffevo import backends
 
     if base == "auto" and "cuda" in backends.available("cuda"):
-        import cupy  # noqa: PLC0415
+        import cupy
 
         be = backends.resolve("cuda", cupy.asarray(qb))
         out = be.pairwise_sums(*(cupy.asarray(a) for a in (qb, k, v, logc)), s, inv2sigma2,
@@ -65,7 +65,7 @@ class DaskSums:
             raise TypeError(f"client must be a distributed.Client; got {type(client).__name__}")
         if not isinstance(base, str):
             raise TypeError(f"base must be a backend name (str); got {type(base).__name__}")
-        from diffevo import backends  # noqa: PLC0415
+        from diffevo import backends
 
         if base not in backends.BACKENDS:
             raise ValueError(f"base must be one of {backends.BACKENDS}; got {base!r}")
