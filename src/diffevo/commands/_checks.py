@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["backend_list", "backend_name", "int_at_least", "output_path", "real_in"]
+__all__ = ["backend_list", "backend_name", "int_at_least", "output_path", "positive_ints", "real_in"]
 
 
 def int_at_least(minimum: int) -> Callable[[str], int]:
@@ -28,6 +28,21 @@ def int_at_least(minimum: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"must be >= {minimum}; got {value}")
         return value
     parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
+def positive_ints(example: str) -> Callable[[str], tuple[int, ...]]:
+    """Comma-separated positive integers (``example`` shows the form in the error)."""
+    def parse(text: str) -> tuple[int, ...]:
+        try:
+            values = tuple(int(v) for v in text.split(",") if v.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated integers like {example}; got {text!r}") from None
+        if not values or min(values) < 1:
+            raise argparse.ArgumentTypeError(f"expected positive integers like {example}; got {text!r}")
+        return values
+    parse.__name__ = "comma-separated positive integers"
     return parse
 
 

@@ -15,25 +15,15 @@ from pathlib import Path
 import numpy as np
 
 
-def _ints(text: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers; got {text!r}") from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive integers; got {text!r}")
-    return values
-
-
 def add_parser(subparsers) -> None:
-    from ._checks import backend_list, output_path
+    from ._checks import backend_list, output_path, positive_ints
 
     p = subparsers.add_parser(
         "bench", help="quick throughput table of the available backends",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sizes", type=_ints, default=[1024, 4096],
+    p.add_argument("--sizes", type=positive_ints("1024,4096"), default=[1024, 4096],
                    help="population sizes N, comma-separated (default 1024,4096)")
-    p.add_argument("--dims", type=_ints, default=[2, 16],
+    p.add_argument("--dims", type=positive_ints("2,16"), default=[2, 16],
                    help="dimensions D, comma-separated (default 2,16)")
     p.add_argument("--backends", default=None, type=backend_list,
                    help="comma-separated backends to time (default: every available one)")

@@ -18,19 +18,8 @@ import sys
 from pathlib import Path
 
 
-def _hidden(text: str) -> tuple[int, ...]:
-    try:
-        sizes = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--hidden wants widths like 8 or 128,128; got {text!r}") \
-            from None
-    if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(f"--hidden widths must be positive; got {text!r}")
-    return sizes
-
-
 def add_parser(subparsers) -> None:
-    from ._checks import int_at_least, output_path, real_in  # noqa: PLC0415
+    from ._checks import int_at_least, output_path, positive_ints, real_in  # noqa: PLC0415
 
     p = subparsers.add_parser(
         "rl", help="evolve a policy for a gymnasium task (CartPole-v1, Acrobot-v1, ...)",
@@ -41,7 +30,7 @@ def add_parser(subparsers) -> None:
                         "DiffusionEvolution; cma: CMA-ES (pycma)")
     p.add_argument("--popsize", type=int_at_least(2), default=256, help="population size (default 256)")
     p.add_argument("--generations", type=int_at_least(2), default=10, help="generations (default 10)")
-    p.add_argument("--hidden", type=_hidden, default=(8,), metavar="W[,W...]",
+    p.add_argument("--hidden", type=positive_ints("8 or 128,128"), default=(8,), metavar="W[,W...]",
                    help="hidden layer widths (default 8; the paper's large net: 128,128)")
     latent = p.add_mutually_exclusive_group()
     latent.add_argument("--latent-dim", type=int_at_least(1), default=2,
