@@ -17,7 +17,7 @@ import numpy as np
 
 from .._settings import Settings
 from ..evaluation import told_values
-from ..history import History, population_spread, position_entropy
+from ..history import History, population_spread, position_entropy, value_stats
 from ..result import OptimizeResult, verdict
 
 __all__ = ["Ledger"]
@@ -73,14 +73,9 @@ class Ledger:
             gen_best = sign * float(fit[i])
             if self.best_x is None or fit[i] > sign * self.best_f:  # fit = sign * value
                 self.best_x, self.best_f = x[i].copy(), gen_best
-            fv = values[finite]
-            stats = dict(mean=float(fv.mean()), median=float(np.median(fv)),
-                         worst=float(fv.min() if self.run.maximize else fv.max()))
-            self.gen_range = float(fv.max() - fv.min())
         else:
             gen_best = math.nan
-            stats = dict(mean=math.nan, median=math.nan, worst=math.nan)
-            self.gen_range = math.inf
+        stats, self.gen_range = value_stats(values[finite], self.run.maximize)
         self.gen_best.append(gen_best)
         self.generation += 1
         self.nfev += self.popsize
