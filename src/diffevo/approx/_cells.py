@@ -23,6 +23,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..backends._fastexp import FASTMATH, LOG2E, exp2
+from ._fastbin import counting_sort
 
 #: cells of side R / REACH: the cells a ball of radius R touches cover about
 #: pi R^2 + 4 R^2 / REACH (d = 2) instead of the (3 R)^2 of cells of side R
@@ -142,22 +143,13 @@ def _bucket(p3, lo, side, ncell):
     """(cell id per point, the points' order by cell (stable), start (cells + 1,)):
     a counting sort, O(N + cells) (np.argsort took 3 ms per call at N = 65,536)."""
     n = p3.shape[0]
-    total = ncell[0] * ncell[1] * ncell[2]
     cid = np.empty(n, dtype=np.int64)
-    start = np.zeros(total + 1, dtype=np.int64)
     for j in range(n):
         c0 = min(max(math.floor((p3[j, 0] - lo[0]) / side), 0), ncell[0] - 1)
         c1 = min(max(math.floor((p3[j, 1] - lo[1]) / side), 0), ncell[1] - 1)
         c2 = min(max(math.floor((p3[j, 2] - lo[2]) / side), 0), ncell[2] - 1)
         cid[j] = (c2 * ncell[1] + c1) * ncell[0] + c0
-        start[cid[j] + 1] += 1
-    for c in range(total):
-        start[c + 1] += start[c]
-    fill = start[:-1].copy()
-    order = np.empty(n, dtype=np.int64)
-    for j in range(n):
-        order[fill[cid[j]]] = j
-        fill[cid[j]] += 1
+    order, start = counting_sort(cid, ncell[0] * ncell[1] * ncell[2])
     return cid, order, start
 
 
