@@ -118,8 +118,13 @@ def x0_estimate(
         approx: ``None`` (exact sums) or ``'grid'``: the sums on a grid (FFT convolution, or a
             cut-off cell-list sum at alpha near 1) for d <= 3 distance dimensions (x's, or
             the latent's), with ``max_i |x0_i - x0_exact_i| <= tol * std(x)`` for every member
-            in both modes; rows the grid cannot bound are computed exactly
-            (:class:`diffevo.approx.GridSums` says how the grid is sized).
+            in both modes; rows the grid cannot bound are computed exactly. Sizing: the
+            kernel width is sigma = sqrt(1 - alpha); nodes are ``eta * sigma`` apart with
+            ``eta ~ (tol std(x) / (64 c spread))^(1/4)`` (cubic interpolation's error
+            constant c, the values' spread; ~0.06-0.15 at tol = 1e-3), so a grid has about
+            ``(extent / (eta sigma))^d`` nodes -- few at small alpha, many near 1, where the
+            cut-off path (exact sums within ~5 sigma) is chosen instead
+            (:class:`diffevo.approx.GridSums` has the details).
         tol: the grid's error target, in units of std(x) (> 0).
 
     Distances must stay finite: every coordinate of z (latent or x) within
