@@ -30,15 +30,15 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ._device import cupy_module, is_gpu_array, namespace, to_numpy
+from ._device import cupy_module, is_gpu_array, namespace
 from ._random import as_generator
 from ._settings import Settings, check_int, with_options
 from ._space import search_space
 from .core import ddim_step, x0_estimate
 from .evaluation import told_values
-from .history import History, population_spread, position_entropy, value_stats
+from .history import History, generation_stats
 from .result import OptimizeResult, verdict
-from .shaping import weights_from
+from .shaping import batch_key, weights_rows
 
 __all__ = ["DiffusionEvolution"]
 
@@ -120,12 +120,9 @@ class DiffusionEvolution:
         self.restart = 0
         self.history = History(s.maximize)
         self._t0 = time.perf_counter()
-        self._asked = None
-        self._x0u = None
-        self._last_x = None
-        self._last_values = None
+        # the asked population, last x0 estimate, last told generation, best point: none yet
+        self._asked = self._x0u = self._last_x = self._last_values = self._best_x = None
         self._last_spread = math.inf
-        self._best_x = None
         self._best_f = -math.inf if s.maximize else math.inf
         self._gen_best: list[float] = []
         self._gen_range = math.inf
@@ -208,33 +205,29 @@ class DiffusionEvolution:
     def tell_batch(optimizers: Sequence[DiffusionEvolution], fitnesses: Sequence[Any]) -> None:
         """``opt.tell(f)`` for R pairs (optimizers, their asked populations' values).
 
-        Alike runs (popsize, D, dtype, array module, alpha, estimator settings) share one
-        batched (R, N, D) :func:`diffevo.x0_estimate` call, each run seeing only its own
-        members; each then steps with its own generator, so the outcome equals R
-        separate tells. All or nothing: when one raises, no run has changed.
+        Alike runs (popsize, D, dtype, array module, ...) share every step of the tell:
+        the statistics and history rows (one reduction over (R, N)), the weights (one
+        ``Weighting.batch`` call), one batched (R, N, D) :func:`diffevo.x0_estimate` and
+        one DDIM step, each run drawing its step noise from its own generator; a run
+        only ever sees its own members, so the outcome equals R separate tells, bit for
+        bit. All or nothing: when one raises, no run has changed.
         """
         if len(optimizers) != len(fitnesses):
             raise ValueError(f"fitnesses must have one entry per optimizer ({len(optimizers)}); "
                              f"got {len(fitnesses)}")
-        told = [opt._prepare(f) for opt, f in zip(optimizers, fitnesses)]
-        x0s: dict[int, Any] = {}
-        groups: dict[tuple, list[int]] = {}
-        for i, (opt, t) in enumerate(zip(optimizers, told)):
-            if t.weights is not None:
-                groups.setdefault(opt._batch_key(), []).append(i)
-        for members in groups.values():
-            x0s.update(zip(members, _estimate([optimizers[i] for i in members],
-                                              [told[i].weights for i in members])))
+        told = _per_group(optimizers, "told", _prepare, dict(enumerate(fitnesses)))
+        x0s = _per_group(optimizers, "x0", _estimate,
+                         {i: t.weights for i, t in told.items() if t.weights is not None})
         states = [getattr(getattr(o._rng, "bit_generator", None), "state", None) for o in optimizers]
         try:
-            steps = {i: optimizers[i]._step(x0u) for i, x0u in x0s.items()}
+            steps = _per_group(optimizers, "step", _steps, x0s)
         except BaseException:  # the steps' random draws are undone too
             for opt, state in zip(optimizers, states):
                 if state is not None:
                     opt._rng.bit_generator.state = state
             raise
-        for i, (opt, t) in enumerate(zip(optimizers, told)):
-            opt._commit(t, x0s.get(i), steps.get(i))
+        for i, opt in enumerate(optimizers):
+            opt._commit(told[i], x0s.get(i), steps.get(i))
 
     # ---------------------------------------------- the pieces tell is made of
     def _alpha_pair(self) -> tuple[float, float]:
@@ -245,74 +238,26 @@ class DiffusionEvolution:
     def _latent(self):
         return None if self._proj is None else self._u @ self._proj.T
 
-    def _batch_key(self) -> tuple:
+    def _key(self, part: str) -> tuple:
+        """Equal for runs that share a part of a tell: ``'told'`` (statistics and weights:
+        one (R, N) reduction each, one batch()), ``'x0'`` (one x0 estimate), ``'step'``."""
         s = self.settings
-        return (self._xp_name, self.popsize, self.ndim, self.latent_dim, self.dtype.str,
-                self._alpha_pair()[0], s.mode, s.density, s.bandwidth, s.backend, s.path, s.approx, s.tol,
-                id(s.client))
-
-    def _prepare(self, fitness: Any) -> _Told:
-        """Validate ``fitness``; the statistics, history row and weights of this tell."""
-        if self._asked is None:
-            raise RuntimeError("tell() needs a population: call ask() first")
-        xp, s, n = self._xp, self.settings, self.popsize
-        f, finite, all_finite = told_values(fitness, n, s.nan_policy, xp)
-        x = self._asked
-        cost = -f if s.maximize else f
-        any_finite = bool(finite.any())
-
-        # best ever, and this generation's statistics (over finite values)
-        best = None
-        best_f = self._best_f
-        if any_finite:
-            masked = xp.where(finite, cost, xp.inf)
-            i = int(masked.argmin())
-            gen_best_cost = float(masked[i])
-            sign = -1.0 if s.maximize else 1.0
-            if gen_best_cost < (sign * self._best_f) or self._best_x is None:
-                best_f = sign * gen_best_cost
-                best = (x[i].copy(), best_f)
-            gen_best = sign * gen_best_cost
-        else:
-            gen_best = math.nan
-        stats, gen_range = value_stats(f[finite] if not all_finite else f, s.maximize)
-        spread = population_spread(x)
-        row = dict(generation=self.generation + 1, restart=self.restart, nfev=self.nfev + n,
-                   best=gen_best, best_ever=best_f, spread=spread,
-                   entropy=position_entropy(x, s.entropy_resolution),
-                   time=time.perf_counter() - self._t0, **stats)
-        weights = None
-        if self.generation + 1 < self.num_step:  # the final population gets no step
-            weights = self._weights(f if s.fitness_shaping.sense == "fitness" else cost,
-                                    finite, all_finite, any_finite)
-        return _Told(f, x, best, gen_best, gen_range, spread, row, weights)
-
-    def _weights(self, values, finite, all_finite: bool, any_finite: bool):
-        """(N,) weights of the finite members (the others weigh 0), in the population's dtype."""
-        xp, n, weighting = self._xp, self.popsize, self.settings.fitness_shaping
-        if all_finite:
-            w = weights_from(weighting, values, n, xp)
-        else:
-            w = xp.zeros(n, dtype=xp.float64)
-            if any_finite:
-                idx = xp.flatnonzero(finite)
-                w[idx] = weights_from(weighting, values[idx], int(idx.shape[0]), xp)
-        return w.astype(self.dtype, copy=False)
-
-    def _step(self, x0u):
-        """The next population (u) from the x0 estimate; draws from the random generator."""
-        at, ap = self._alpha_pair()
-        return ddim_step(self._u, x0u, at, ap, noise=self.noise, rng=self._rng)
+        key = (part, self._xp_name, self.popsize, self.ndim, self.dtype.str)
+        if part == "told":
+            return key + (s.maximize, s.nan_policy, s.entropy_resolution,
+                          batch_key(s.fitness_shaping), self.generation + 1 < self.num_step)
+        if part == "x0":
+            return key + (self.latent_dim, self._alpha_pair()[0], s.mode, s.density, s.bandwidth,
+                          s.backend, s.path, s.approx, s.tol, id(s.client))
+        return key + (self._alpha_pair(), self.noise)
 
     def _commit(self, t: _Told, x0u, u_next) -> None:
         """Apply a prepared tell (assignments only: nothing here can fail half-way)."""
         if t.best is not None:
             self._best_x, self._best_f = t.best
         self._gen_best.append(t.gen_best)
-        self._gen_range = t.gen_range
-        self._last_values = t.f
-        self._last_x = t.x
-        self._last_spread = t.spread
+        self._gen_range, self._last_values, self._last_x, self._last_spread = (
+            t.gen_range, t.f, t.x, t.spread)
         self.generation += 1
         self.nfev += self.popsize
         self.history.append(**t.row)
@@ -390,6 +335,64 @@ def _estimate(runs: Sequence[DiffusionEvolution], weights: Sequence[Any]) -> lis
     lat = None if first._proj is None else xp.stack([r._latent() for r in runs])
     x0u = x0_estimate(xp.stack([r._u for r in runs]), xp.stack(list(weights)), at, latent=lat, **opts)
     return [x0u[i] for i in range(len(runs))]
+
+
+
+def _per_group(runs: Sequence[DiffusionEvolution], part: str, fn, items: dict[int, Any]) -> dict:
+    """``{i: fn(alike runs, their items)[k]}``: ``fn`` once per group of the runs ``items``
+    names with equal ``_key(part)`` (first-seen order)."""
+    groups: dict[tuple, list[int]] = {}
+    for i in items:
+        groups.setdefault(runs[i]._key(part), []).append(i)
+    return {i: one for members in groups.values()
+            for i, one in zip(members, fn([runs[i] for i in members], [items[i] for i in members]))}
+
+
+def _prepare(runs: Sequence[DiffusionEvolution], fitnesses: Sequence[Any]) -> list[_Told]:
+    """What the tells of alike runs (one ``_key('told')``) will commit, their told values
+    checked: every statistic one reduction over the stacked (R, N) values / (R, N, D)
+    members, row r computed from run r's members only. Changes nothing."""
+    first, xp, s = runs[0], runs[0]._xp, runs[0].settings
+    if any(opt._asked is None for opt in runs):
+        raise RuntimeError("tell() needs a population: call ask() first")
+    checked = [told_values(f, first.popsize, s.nan_policy, xp) for f in fitnesses]
+    f, x = xp.stack([c[0] for c in checked]), xp.stack([opt._asked for opt in runs])
+    finite = None if all(c[2] for c in checked) else xp.stack([c[1] for c in checked])
+    cost = -f if s.maximize else f
+    gen = generation_stats(cost, f, x, finite, s.maximize, s.entropy_resolution)
+    w, weights = s.fitness_shaping, None
+    if first.generation + 1 < first.num_step:  # the final population gets no step
+        weights = weights_rows(w, f if w.sense == "fitness" else cost, finite, xp,
+                               each=[opt.settings.fitness_shaping for opt in runs]).astype(first.dtype)
+    sign = -1.0 if s.maximize else 1.0
+    out = []
+    for r, (opt, (i, best_cost, stats, span, spread, entropy)) in enumerate(zip(runs, gen)):
+        best, best_f, gen_best = None, opt._best_f, math.nan
+        if i is not None:
+            gen_best = sign * best_cost
+            if best_cost < sign * opt._best_f or opt._best_x is None:
+                best_f, best = gen_best, (x[r, i].copy(), gen_best)
+        row = dict(generation=opt.generation + 1, restart=opt.restart, nfev=opt.nfev + opt.popsize,
+                   best=gen_best, best_ever=best_f, spread=spread, entropy=entropy,
+                   time=time.perf_counter() - opt._t0, **stats)
+        out.append(_Told(checked[r][0], opt._asked, best, gen_best, span, spread, row,
+                         None if weights is None else weights[r]))
+    return out
+
+
+def _steps(runs: Sequence[DiffusionEvolution], x0us: Sequence[Any]) -> list:
+    """The next populations (u) of alike runs (one ``_key('step')``): one DDIM step over
+    (R, N, D), the noise of run r drawn from run r's generator -- exactly when
+    :func:`diffevo.ddim_step` would draw (its sigma > 0), so each generator advances as in
+    a step of its own."""
+    first, xp = runs[0], runs[0]._xp
+    at, ap = first._alpha_pair()
+    sigma = first.noise * math.sqrt(max((1.0 - ap) / (1.0 - at) * (1.0 - at / ap), 0.0))
+    z = (xp.stack([opt._rng.standard_normal(opt._u.shape, dtype=opt._u.dtype) for opt in runs])
+         if sigma > 0 else None)
+    u = ddim_step(xp.stack([opt._u for opt in runs]), xp.stack(list(x0us)), at, ap,
+                  noise=first.noise, z=z)
+    return [u[i] for i in range(len(runs))]
 
 
 # help(DiffusionEvolution) lists every option: the signature is built from Settings' fields

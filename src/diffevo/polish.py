@@ -8,33 +8,37 @@ whole stencil at once), followed, when L-BFGS-B did not converge (a kink, e.g. A
 or a noisy objective), by bounded Nelder-Mead from its best point with a simplex of the mode's
 spread. Every evaluation goes through :class:`Counted`, which stops the local method the
 moment the budget is spent (no overshoot) and remembers the best point evaluated.
+
+Runs finishing together (``minimize(runs=R)``) are polished together: each run's polish is a
+generator that yields the stencils it needs evaluated, and :func:`drive` advances all of them
+in lockstep: per round the stencils of every run are built by one array operation and
+evaluated by ONE objective call, each run sent its own rows (what it would get alone). L-BFGS-B is scipy's own
+(``_lbfgsb.setulb``, the routine behind ``scipy.optimize.minimize(method='L-BFGS-B')``) driven
+through its reverse-communication loop; a self-test on first use (:func:`_lockstep_ok`)
+compares it with ``scipy.optimize.minimize`` and falls back to that (one mode at a time)
+should a scipy version change the private routine.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize as _scipy_minimize
-from threadpoolctl import threadpool_limits
 
-from ._device import namespace, to_numpy
-from .modes import find_modes, merge_modes
-
-__all__ = ["Counted", "finish", "keep_final", "min_mode_size", "polish_mode", "polish_modes",
-           "run_modes"]
+__all__ = ["Counted", "drive", "one_thread_blas", "polish_each", "polish_mode", "polish_modes"]
 
 #: forward-difference step relative to max(1, |x_i|): sqrt of the float64 epsilon
 FD_STEP = math.sqrt(np.finfo(np.float64).eps)
 
+#: L-BFGS-B's options (scipy's names): the tolerances ask for every digit, within the budget
+LBFGSB = {"ftol": 1e-15, "gtol": 1e-12, "maxls": 40, "maxcor": 10, "maxiter": 15000}
 
-#: without maxfev, polishing may spend this fraction of the run's popsize * num_step
-POLISH_SHARE = 0.25
-
-#: criteria after which a run is not polished (the user or the clock said stop)
-NO_POLISH = ("callback", "interrupted", "error", "timeout")
+#: a generator that yields stencil requests ``(x, high)`` (:func:`_fg`), is sent what
+#: :func:`_stencils` computed for each, and returns its result
+Steps = Generator[tuple, tuple, Any]
 
 
 class _Exhausted(Exception):
@@ -47,11 +51,14 @@ class Counted:
     Args:
         fun: ``fun(X (k, D)) -> (k,)`` costs.
         maxfev: evaluations allowed (a call that would exceed it raises before evaluating).
+        parent: a Counted this one draws from (its budget and count include this one's).
     """
 
-    def __init__(self, fun: Callable[[np.ndarray], Any], maxfev: int):
-        self.fun = fun
+    def __init__(self, fun: Callable[[np.ndarray], Any] | None, maxfev: int,
+                 parent: Counted | None = None):
+        self.fun = fun if parent is None else parent.fun
         self.maxfev = int(maxfev)
+        self.parent = parent
         self.nfev = 0
         self.best_x: np.ndarray | None = None
         self.best_f = math.inf
@@ -60,57 +67,191 @@ class Counted:
     def left(self) -> int:
         return self.maxfev - self.nfev
 
-    def __call__(self, X: np.ndarray) -> np.ndarray:
-        X = np.atleast_2d(np.asarray(X, dtype=np.float64))
-        if X.shape[0] > self.left:
+    def admit(self, k: int) -> None:
+        """Raise :class:`_Exhausted` (before anything is evaluated) when k more do not fit."""
+        if k > self.left:
             raise _Exhausted
-        self.nfev += X.shape[0]
-        f = np.asarray(self.fun(X), dtype=np.float64).reshape(-1)
+        if self.parent is not None:
+            self.parent.admit(k)
+
+    def record(self, X: np.ndarray, f: Any) -> np.ndarray:
+        """Count k evaluated points and their values; the values, non-finite ones as inf."""
+        f = np.asarray(f, dtype=np.float64).reshape(-1)
         f = np.where(np.isfinite(f), f, np.inf)
         i = int(np.argmin(f))
-        if f[i] < self.best_f:
-            self.best_f, self.best_x = float(f[i]), X[i].copy()
+        node = self
+        while node is not None:  # this one and those it draws from
+            node.nfev += X.shape[0]
+            if f[i] < node.best_f:
+                node.best_f, node.best_x = float(f[i]), X[i].copy()
+            node = node.parent
         return f
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        X = np.atleast_2d(np.asarray(X, dtype=np.float64))
+        self.admit(X.shape[0])
+        return self.record(X, self.fun(X))
 
     def one(self, x: np.ndarray) -> float:
         v = float(self(x[None])[0])
         return v if math.isfinite(v) else 1e300  # local methods need a finite number
 
 
-def _value_and_gradient(counted: Counted, low: np.ndarray | None, high: np.ndarray | None):
-    """f(x) and a forward-difference gradient from one batched call of D + 1 points."""
-    def fg(x: np.ndarray) -> tuple[float, np.ndarray]:
-        h = FD_STEP * np.maximum(1.0, np.abs(x))
-        if high is not None:
-            h = np.where(x + h > high, -h, h)  # step inward at the upper bound
-        pts = np.vstack([x, x + np.diag(h)])
-        f = counted(pts)
-        if not np.isfinite(f).all():
-            f = np.where(np.isfinite(f), f, 1e300)
-        return float(f[0]), (f[1:] - f[0]) / h
-    return fg
+
+def _fg(counted: Counted, x: np.ndarray, high: np.ndarray | None) -> Steps:
+    """f(x) and its forward-difference gradient: yields ``(x, high)``, the request for one
+    stencil of D + 1 points, and is sent what :func:`_stencils` computed for it."""
+    counted.admit(x.shape[0] + 1)
+    pts, raw, value, grad = yield x, high
+    counted.record(pts, raw)
+    return value, grad
 
 
-def polish_mode(counted: Counted, x: np.ndarray, *, bounds: tuple[np.ndarray, np.ndarray] | None,
-                spread: np.ndarray | None = None, maxfev: int) -> tuple[np.ndarray, float]:
-    """Refine one point within ``maxfev`` evaluations of ``counted``.
+def _stencils(asks: list[tuple], evaluate: Callable[[np.ndarray], Any]) -> list[tuple]:
+    """The stencils of L requests ``(x (D,), high (D,) or None)`` of one D, in ONE call of
+    ``evaluate``: per request ``(points (D + 1, D), raw values, f(x), gradient (D,))``.
 
-    Returns the best ``(x, cost)`` evaluated while polishing (or x itself, evaluated, when the
-    budget allows nothing more).
+    Each request's arithmetic is what one stencil alone computes, element for element:
+    steps ``FD_STEP * max(1, |x_i|)``, inward where x + h passes the upper bound (no bound:
+    +inf, never passed), points ``x`` and ``x + diag(h)``, non-finite values as 1e300.
     """
+    x = np.stack([a[0] for a in asks])
+    high = np.stack([np.full(x.shape[1], np.inf) if a[1] is None else a[1] for a in asks])
+    h = FD_STEP * np.maximum(1.0, np.abs(x))
+    h = np.where(x + h > high, -h, h)
+    rows, d = x.shape
+    step = np.zeros((rows, d, d))
+    step[:, np.arange(d), np.arange(d)] = h
+    pts = np.concatenate([x[:, None, :], x[:, None, :] + step], axis=1)
+    raw = np.asarray(evaluate(pts.reshape(-1, d)), dtype=np.float64).reshape(-1)
+    if raw.shape[0] != pts.shape[0] * (d + 1):
+        raise ValueError(f"fun must return one value per point ({pts.shape[0] * (d + 1)}); "
+                         f"got {raw.shape[0]}")
+    raw = raw.reshape(rows, d + 1)
+    f = np.where(np.isfinite(raw), raw, 1e300)  # inf (no value) too: local methods need numbers
+    grad = (f[:, 1:] - f[:, :1]) / h
+    return [(pts[k], raw[k], float(f[k, 0]), grad[k]) for k in range(rows)]
+
+
+def _lbfgsb(counted: Counted, x0: np.ndarray, low, high, maxfun: int) -> Steps:
+    """scipy's L-BFGS-B loop (``scipy.optimize._lbfgsb_py._minimize_lbfgsb``, with a
+    ``jac=True`` function) step for step, as a generator of stencils; returns success.
+
+    Like scipy's ScalarFunction it evaluates x0 first and re-evaluates only when the routine
+    asks for a point different from the last one; the bounds are encoded as scipy does."""
+    from scipy.optimize import _lbfgsb  # noqa: PLC0415 - private: checked by _lockstep_ok
+
+    n, m = x0.shape[0], LBFGSB["maxcor"]
+    lo, up, nbd = np.zeros(n), np.zeros(n), np.zeros(n, np.int32)
+    if low is not None:
+        fl, fu = np.isfinite(low), np.isfinite(high)
+        lo[fl], up[fu] = low[fl], high[fu]
+        nbd[:] = np.where(fl & fu, 2, np.where(fl, 1, np.where(fu, 3, 0)))
+    x = np.array(x0, dtype=np.float64)
+    last = x.copy()
+    value, grad = yield from _fg(counted, last, high)
+    nfev, nit = 1, 0
+    f, g = np.array(0.0, dtype=np.float64), np.zeros(n)
+    wa = np.zeros(2 * m * n + 5 * n + 11 * m * m + 8 * m)
+    iwa, task, ln_task = np.zeros(3 * n, np.int32), np.zeros(2, np.int32), np.zeros(2, np.int32)
+    lsave, isave, dsave = np.zeros(4, np.int32), np.zeros(44, np.int32), np.zeros(29)
+    factr = LBFGSB["ftol"] / np.finfo(float).eps
+    while True:
+        g = g.astype(np.float64)
+        _lbfgsb.setulb(m, x, lo, up, nbd, f, g, factr, LBFGSB["gtol"], wa, iwa, task, lsave,
+                       isave, dsave, LBFGSB["maxls"], ln_task)
+        if task[0] == 3:  # f and g at x
+            if not (x == last).all():  # np.array_equal, as scipy's cache, without its checks
+                last = x.copy()
+                value, grad = yield from _fg(counted, last, high)
+                nfev += 1
+            f, g = value, grad
+        elif task[0] == 1:  # a new iteration
+            nit += 1
+            if nit >= LBFGSB["maxiter"]:
+                task[:] = 5, 504
+            elif nfev > maxfun:
+                task[:] = 5, 502
+        else:
+            return task[0] == 4
+
+
+def _lbfgsb_scipy(counted: Counted, x0: np.ndarray, low, high, maxfun: int) -> bool:
+    """The same through ``scipy.optimize.minimize`` (one synchronous solve)."""
+    def fg(x):
+        return drive([_fg(counted, x, high)], counted.fun)[0]
+    options = {k: v for k, v in LBFGSB.items() if k not in ("maxcor", "maxiter")}
+    res = _scipy_minimize(fg, x0, jac=True, method="L-BFGS-B",
+                          bounds=None if low is None else list(zip(low, high)),
+                          options=dict(options, maxfun=maxfun))
+    return bool(res.success)
+
+
+_LOCKSTEP: list[bool] = []  # the self-test's verdict, once per process
+
+
+def _lockstep_ok() -> bool:
+    """Whether :func:`_lbfgsb` reproduces ``scipy.optimize.minimize`` here (checked once, on
+    a bounded Rosenbrock: the same points evaluated, the same result, bit for bit)."""
+    if not _LOCKSTEP:
+        def rosen(X):
+            return (1 - X[:, 0]) ** 2 + 100 * (X[:, 1] - X[:, 0] ** 2) ** 2
+        low, high, x0 = np.array([-2.0, -1.0]), np.array([2.0, 3.0]), np.array([-1.2, 1.0])
+        try:
+            mine, ref = Counted(rosen, 10**4), Counted(rosen, 10**4)
+            ok = drive([_lbfgsb(mine, x0, low, high, 500)], rosen)[0]
+            ok = ok == _lbfgsb_scipy(ref, x0, low, high, 500) and mine.nfev == ref.nfev
+            _LOCKSTEP.append(bool(ok and np.array_equal(mine.best_x, ref.best_x)))
+        except Exception:  # noqa: BLE001 - a changed private routine: use the public one
+            _LOCKSTEP.append(False)
+    return _LOCKSTEP[0]
+
+
+def drive(lanes: list[Steps], evaluate: Callable[[np.ndarray], Any]) -> list:
+    """Advance generators of stencil requests (:func:`_fg`) in lockstep; returns what each
+    returned.
+
+    Every round, the stencils all unfinished lanes asked for (of one D) are built and
+    evaluated together, ONE ``evaluate((k, D))`` call, and each lane is sent its own: lane r
+    sees exactly what it would see driven alone (``evaluate`` must treat rows independently,
+    as an objective does).
+    """
+    results: list = [None] * len(lanes)
+    asks: dict[int, tuple] = {}
+
+    def advance(i: int, values: Any) -> None:
+        try:
+            asks[i] = lanes[i].send(values)
+        except StopIteration as done:
+            results[i] = done.value
+
+    for i in range(len(lanes)):
+        advance(i, None)
+    while asks:
+        by_d: dict[int, list[int]] = {}
+        for i, ask in asks.items():
+            by_d.setdefault(ask[0].shape[0], []).append(i)
+        for order in by_d.values():
+            done = _stencils([asks.pop(i) for i in order], evaluate)
+            for i, got in zip(order, done):
+                advance(i, got)
+    return results
+
+
+def _polish_mode(counted: Counted, x: Any, bounds, spread, maxfev: int) -> Steps:
+    """:func:`polish_mode` as a generator of stencils (Nelder-Mead, rare, evaluates alone)."""
     x = np.asarray(x, dtype=np.float64)
     d = x.shape[0]
     low, high = (None, None) if bounds is None else bounds
     if low is not None:
         x = np.clip(x, low, high)
-    local = Counted(counted, min(maxfev, counted.left))
-    scipy_bounds = None if bounds is None else list(zip(low, high))
+    local = Counted(None, min(maxfev, counted.left), parent=counted)
+    maxfun = max(1, local.left // (d + 1))
     try:
-        res = _scipy_minimize(_value_and_gradient(local, low, high), x, jac=True,
-                              method="L-BFGS-B", bounds=scipy_bounds,
-                              options={"maxfun": max(1, local.left // (d + 1)), "ftol": 1e-15,
-                                           "gtol": 1e-12, "maxls": 40})
-        converged = bool(res.success)
+        if _lockstep_ok():
+            converged = yield from _lbfgsb(local, x, low, high, maxfun)
+        else:
+            converged = _lbfgsb_scipy(local, x, low, high, maxfun)
     except _Exhausted:
         converged = True  # out of budget: nothing more to do
     if not converged and local.left > d + 1 and local.best_x is not None:
@@ -122,14 +263,57 @@ def polish_mode(counted: Counted, x: np.ndarray, *, bounds: tuple[np.ndarray, np
         if low is not None:
             simplex = np.clip(simplex, low, high)
         try:
-            _scipy_minimize(local.one, start, method="Nelder-Mead", bounds=scipy_bounds,
+            _scipy_minimize(local.one, start, method="Nelder-Mead",
+                            bounds=None if bounds is None else list(zip(low, high)),
                             options={"initial_simplex": simplex, "maxfev": local.left,
-                                         "xatol": 1e-12, "fatol": 1e-15})
+                                     "xatol": 1e-12, "fatol": 1e-15})
         except _Exhausted:
             pass
     if local.best_x is None:
         return x, math.inf
     return local.best_x, local.best_f
+
+
+def polish_mode(counted: Counted, x: np.ndarray, *, bounds: tuple[np.ndarray, np.ndarray] | None,
+                spread: np.ndarray | None = None, maxfev: int) -> tuple[np.ndarray, float]:
+    """Refine one point within ``maxfev`` evaluations of ``counted``.
+
+    Returns the best ``(x, cost)`` evaluated while polishing (or x itself, evaluated, when the
+    budget allows nothing more).
+    """
+    return drive([_polish_mode(counted, x, bounds, spread, maxfev)], counted.fun)[0]
+
+
+def polish_each(counted: Counted, modes: list[dict], bounds: Any, per_mode: int | None) -> Steps:
+    """:func:`polish_modes` as a generator of stencils (for :func:`drive`); returns the
+    polished modes. ``counted`` holds the budget of all of them."""
+    out = []
+    for mode in modes:
+        d = np.asarray(mode["x"]).shape[0]
+        share = counted.left if per_mode is None else min(int(per_mode), counted.left)
+        new = dict(mode, polished=False)
+        if share >= d + 2:
+            x, f = yield from _polish_mode(counted, mode["x"], bounds, mode.get("spread"), share)
+            if f < mode["fun"]:
+                new.update(x=x, fun=f)
+            new["polished"] = True
+        out.append(new)
+    return out
+
+
+_CONTROLLER: list = []
+
+
+def one_thread_blas():
+    """A context holding BLAS to one thread: L-BFGS-B's tiny vector operations woke
+    OpenBLAS' threads at every iteration (2-D Himmelblau, 50 solves: 8.9 s threaded, 0.23 s
+    on one thread). One controller per process: building one scans the loaded libraries
+    (2 ms, as much as polishing a 2-D run's modes)."""
+    if not _CONTROLLER:
+        from threadpoolctl import ThreadpoolController  # noqa: PLC0415 - on first polish
+
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0].limit(limits=1, user_api="blas")
 
 
 def polish_modes(fun: Callable[[np.ndarray], Any], modes: list[dict], *, maxfev: int,
@@ -154,106 +338,15 @@ def polish_modes(fun: Callable[[np.ndarray], Any], modes: list[dict], *, maxfev:
         ``polished`` True for the modes that got a budget -- and the evaluations used).
     """
     counted = Counted(fun, max(0, int(maxfev)))
-    out = []
-    with threadpool_limits(limits=1, user_api="blas"):
-        _polish_each(counted, modes, out, bounds, per_mode)
+    with one_thread_blas():
+        out = drive([polish_each(counted, modes, bounds, per_mode)], fun)[0]
     return out, counted.nfev
 
 
-def _polish_each(counted: Counted, modes: list[dict], out: list, bounds: Any,
-                 per_mode: int | None) -> None:
-    # under a one-thread BLAS: L-BFGS-B's tiny vector operations woke OpenBLAS' threads at
-    # every iteration (2-D Himmelblau, 50 solves: 8.9 s threaded, 0.23 s on one thread)
-    for mode in modes:
-        d = np.asarray(mode["x"]).shape[0]
-        share = counted.left if per_mode is None else min(int(per_mode), counted.left)
-        new = dict(mode, polished=False)
-        if share >= d + 2:
-            x, f = polish_mode(counted, mode["x"], bounds=bounds, spread=mode.get("spread"),
-                               maxfev=share)
-            if f < mode["fun"]:
-                new.update(x=x, fun=f)
-            new["polished"] = True
-        out.append(new)
+def __getattr__(name: str) -> Any:
+    # the run-level mode reports live in diffevo.modes (which imports this module)
+    if name in ("finish", "finish_runs", "keep_final", "min_mode_size", "run_modes"):
+        from . import modes  # noqa: PLC0415 - lazy: modes imports polish
 
-
-def min_mode_size(popsize: int) -> int:
-    """Members a basin needs to count as a mode: 0.5 % of the population, at least 2.
-
-    Measured on final populations of 512-1024 members in 2-D: the basins of optima hold
-    40-250 members, stragglers between them 1-4 (more only when they sit in a real local
-    optimum, which is then reported as one).
-    """
-    return max(2, int(popsize) // 200)
-
-
-def finish(cost: Callable[[np.ndarray], Any], finals: list[tuple[np.ndarray, np.ndarray]], *,
-           bounds: tuple[np.ndarray, np.ndarray] | None, scale: Any, maxfev: int,
-           min_size: int = 2, polish: bool = True) -> tuple[list[dict], int]:
-    """Modes of every attempt of a run, polished and de-duplicated.
-
-    Args:
-        cost: ``cost(X (k, D)) -> (k,)``, lower is better (the objective, negated when
-            maximising).
-        finals: one ``(population (n, D), costs (n,))`` per attempt (its last generation).
-        bounds: ``(low, high)`` or None; scale: (D,) the run's normalisation.
-        maxfev: evaluations polishing may use (all modes together).
-        min_size: smallest basin reported (the best basin is always kept).
-        polish: False reports the modes unpolished (and spends nothing).
-
-    Returns:
-        (modes sorted by cost -- dicts with ``x``, ``fun`` (a cost), ``size``, ``spread``,
-        ``polished`` -- and the evaluations spent).
-    """
-    modes = []
-    for x, c in finals:
-        found = find_modes(x, c, scale=scale)
-        modes += [m for k, m in enumerate(found) if k == 0 or m["size"] >= min_size]
-    modes.sort(key=lambda m: m["fun"])
-    used = 0
-    if polish and modes:
-        modes, used = polish_modes(cost, modes, maxfev=maxfev, bounds=bounds)
-    else:
-        modes = [dict(m, polished=False) for m in modes]
-    return merge_modes(modes, scale=scale), used
-
-
-def keep_final(finals: list, es: Any, maximize: bool) -> None:
-    """Append ``(population (n, D), costs (n,))`` of the attempt ``es`` when it evaluated one."""
-    res = es.result
-    pop, values = res.get("population"), res.get("population_fun")
-    if pop is None or values is None:
-        return
-    c = np.asarray(to_numpy(values), dtype=np.float64)
-    finals.append((np.asarray(to_numpy(pop), dtype=np.float64), -c if maximize else c))
-
-
-def run_modes(evaluate: Callable | None, run: Any, stop: dict) -> tuple[list[dict], int]:
-    """The modes of a finished :class:`diffevo.runner.Run`, polished when it may be.
-
-    Polishing needs ``evaluate`` (the run's :class:`diffevo.evaluation.Evaluator`), the
-    ``polish`` setting and a stop that allows it (not the callback, Ctrl-C, an error or
-    the timeout); it spends at most what maxfev leaves, or ``POLISH_SHARE`` of the run's
-    ``popsize * num_step`` without maxfev.
-
-    Returns:
-        (modes -- ``{x (D,), fun, size, polished}`` sorted best first, ``fun`` in the
-        objective's sign -- and the evaluations spent).
-    """
-    s, es = run.settings, run.es
-    sign = -1.0 if s.maximize else 1.0
-    allowed = evaluate is not None and s.polish and not any(k in stop for k in NO_POLISH)
-    budget = (s.maxfev - run.nfev if s.maxfev is not None
-              else int(POLISH_SHARE * run.popsize * s.num_step))
-    pop = es.result.get("population")
-    xp = np if pop is None else namespace(pop)
-    box = getattr(es, "box", None)
-
-    def cost(X: np.ndarray) -> np.ndarray:
-        return sign * np.asarray(to_numpy(evaluate(xp.asarray(X))), dtype=np.float64)
-
-    modes, used = finish(cost, run.finals, bounds=getattr(es, "bounds", None),
-                         scale=None if box is None else box.scale, maxfev=max(0, budget),
-                         min_size=min_mode_size(run.popsize), polish=allowed)
-    return [{"x": m["x"], "fun": sign * m["fun"], "size": m["size"], "polished": m["polished"]}
-            for m in modes], used
+        return getattr(modes, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

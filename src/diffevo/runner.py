@@ -32,11 +32,12 @@ from typing import Any
 import numpy as np
 
 from ._device import namespace
-from ._settings import Settings, check_int
+from ._settings import Settings, check_factor, check_int
 from .checkpoint import load_checkpoint, save_checkpoint, writable_path
 from .evaluation import Evaluator
 from .history import History
-from .polish import keep_final, run_modes
+from .modes import finish_runs as modes_of_runs
+from .modes import keep_final
 from .result import OptimizeResult, verdict
 from .strategies import get as get_strategy
 
@@ -96,7 +97,6 @@ class Run:
         self.best_f = -math.inf if settings.maximize else math.inf
         self.history = History(settings.maximize)
         self.callback_stop = False
-        self.last: OptimizeResult | None = None  # the strategy's result after the last tell
         self.fresh = True  # no generation yet in this attempt: its stop criteria wait for one
         self.result: OptimizeResult | None = None
         self.finals: list = []  # (population, costs) of each attempt's end: the modes
@@ -114,19 +114,19 @@ class Run:
     def _better(self, f: float) -> bool:
         return f > self.best_f if self.settings.maximize else f < self.best_f
 
-    def after_generation(self, evaluated: int) -> OptimizeResult:
-        """Book one told generation of ``evaluated`` members; the strategy's result."""
-        res = self.es.result
+    def after_generation(self, evaluated: int) -> None:
+        """Book one told generation of ``evaluated`` members (from the strategy's ``best``
+        and last history row: O(1), where its ``result`` copies the population)."""
+        x, fun = self.es.best
         self.fresh = False
         self.nit += 1
         self.nfev += evaluated
-        if res.x is not None and (self.best_x is None or self._better(res.fun)):
-            self.best_x, self.best_f = res.x, res.fun
-        row = {k: float(v[-1]) for k, v in self.es.history.as_dict().items()}
+        if x is not None and (self.best_x is None or self._better(fun)):
+            self.best_x, self.best_f = x, fun
+        row = self.es.history.last_row()
         row.update(generation=self.nit, restart=self.attempt, nfev=self.nfev,
                    best_ever=self.best_f, time=time.perf_counter() - self.t0)
         self.history.append(**row)
-        return res
 
     def intermediate(self, res: OptimizeResult) -> OptimizeResult:
         """What a callback sees after a generation."""
@@ -135,13 +135,14 @@ class Run:
                               run=self.index, restart=self.attempt,
                               alpha=getattr(self.es, "alpha", None))
 
-    def finish_or_restart(self, make: Callable, evaluate: Evaluator | None = None) -> bool:
-        """After a generation: True when this run is over (its result is then set)."""
+    def end_or_restart(self, make: Callable) -> dict | None:
+        """After a generation: the criteria that end this run (None: it goes on, perhaps
+        restarted); :meth:`finish` (or :func:`finish_runs`) then sets its result."""
         stop = dict(self.es.stop())
         if self.callback_stop:
             stop["callback"] = True
         if not stop:
-            return False
+            return None
         s = self.settings
         if self.restarts_left > 0 and not any(k in stop for k in FINAL):
             maxfev = None if s.maxfev is None else s.maxfev - self.nfev
@@ -153,16 +154,15 @@ class Run:
                 self.popsize = max(2, int(round(self.popsize * self.factor)))
                 self.es = make(self.popsize, child_seed(self.seed, self.attempt), maxfev, timeout)
                 self.fresh = True
-                return False
-        self.finish(stop, evaluate)
-        return True
+                return None
+        return stop
 
     def finish(self, stop: dict, evaluate: Evaluator | None = None) -> OptimizeResult:
         """Set (and return) this run's result for the criteria ``stop`` that ended it; with
-        ``evaluate``, the modes of every attempt are polished (:func:`diffevo.polish.run_modes`)."""
-        res = self.es.result
-        keep_final(self.finals, self.es, self.settings.maximize)
-        modes, used = run_modes(evaluate, self, stop)
+        ``evaluate``, the modes of every attempt are polished (:func:`diffevo.modes.run_modes`)."""
+        return finish_runs([(self, stop)], evaluate)[0]
+
+    def _finished(self, stop: dict, res: OptimizeResult, modes: list, used: int) -> OptimizeResult:
         self.nfev += used
         if modes and (self.best_x is None or self._better(modes[0]["fun"])):
             self.best_x, self.best_f = modes[0]["x"], modes[0]["fun"]
@@ -179,6 +179,19 @@ class Run:
                    modes=modes)
         self.result = res
         return res
+
+
+def finish_runs(ending: list[tuple[Run, dict]], evaluate: Evaluator | None) -> list[OptimizeResult]:
+    """Finish runs ``[(run, stop), ...]`` that end together: their modes are found and
+    polished at once (:func:`diffevo.modes.finish_runs`: one objective call per round for
+    all of them), each run getting what it would get alone."""
+    results = []
+    for run, _ in ending:
+        results.append(run.es.result)
+        keep_final(run.finals, run.es, run.settings.maximize)
+    reports = modes_of_runs(evaluate, ending)
+    return [run._finished(stop, res, modes, used)
+            for (run, stop), res, (modes, used) in zip(ending, results, reports)]
 
 
 def _seeds(seed: Any, runs: int) -> list:
@@ -213,7 +226,7 @@ def optimize(fun: Callable, x0: Any, *, maximize: bool, bounds: Any, ndim: Any, 
     settings = Settings(**budget, polish=options.pop("polish", True))
     restarts = check_int(restarts, "restarts", 0)
     runs = check_int(runs, "runs", 1)
-    factor = _factor(restart_popsize_factor)
+    factor = check_factor(restart_popsize_factor, "restart_popsize_factor")
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable; got {type(callback).__name__}")
     every = check_int(checkpoint_every, "checkpoint_every", 1)
@@ -265,13 +278,18 @@ def _loop(state: list[Run], make: Callable, evaluate: Evaluator, callback: Calla
     (every run told and booked): that is what a checkpoint holds and Ctrl-C returns."""
     generation = 0
     while True:
-        active = []
+        active, ending = [], []
         for run in state:  # the criteria of the last generation: finish, restart or go on
             attempt = run.attempt
-            if run.result is None and (run.fresh or not run.finish_or_restart(make, evaluate)):
+            stop = None if run.result is not None or run.fresh else run.end_or_restart(make)
+            if stop is not None:
+                ending.append((run, stop))
+            elif run.result is None:
                 active.append(run)
                 if bar is not None and run.attempt != attempt:
                     bar.total += getattr(run.es, "num_step", 0)
+        if ending:  # the runs that end now are polished together
+            finish_runs(ending, evaluate)
         if not active:
             return
         xs = [run.es.ask() for run in active]
@@ -352,23 +370,14 @@ def _tell(active: list[Run], xs: list, values: Any) -> None:
         for run, part in zip(active, parts):
             run.es.tell(part)
     for run, x in zip(active, xs):
-        run.last = run.after_generation(x.shape[0])
+        run.after_generation(x.shape[0])
 
 
 def _callback_says_stop(callback: Callable, run: Run) -> bool:
     try:
-        return bool(callback(run.intermediate(run.last)))
+        return bool(callback(run.intermediate(run.es.result)))
     except StopIteration:
         return True
-
-
-def _factor(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"restart_popsize_factor must be a number >= 1; got {value!r}")
-    factor = float(value)
-    if not (math.isfinite(factor) and factor >= 1):
-        raise ValueError(f"restart_popsize_factor must be a finite number >= 1; got {value!r}")
-    return factor
 
 
 def _progress_bar(progress: bool, total: int):

@@ -29,10 +29,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ._device import namespace
+from ._device import namespace, to_numpy
 
 __all__ = ["AdaptiveEnergy", "CenteredRank", "FunctionWeighting", "SENSES", "Shaping",
-           "Weighting", "weights_from"]
+           "Weighting", "batch_key", "weights_from", "weights_rows"]
 
 #: what a Weighting receives: costs (lower is better) or the raw objective values
 SENSES = ("cost", "fitness")
@@ -49,6 +49,17 @@ class Weighting:
 
     def __call__(self, values: Any):  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def batch(self, values: Any):
+        """Weights of R independent rows at once: values (R, N) -> (R, N).
+
+        Row r must equal ``self(values[r])``: a row never sees another row's values
+        (``minimize(runs=R)`` relies on it). The default calls ``self`` once per row
+        (each checked by :func:`weights_from`); subclasses may vectorise it.
+        """
+        xp = namespace(values)
+        n = values.shape[1]
+        return xp.stack([weights_from(self, row, n, xp) for row in values])
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
@@ -124,6 +135,22 @@ class CenteredRank(Weighting):
         u = 1.0 - _ranks(cost) / (n - 1)  # = centred rank + 1/2
         return u**self.power
 
+    def batch(self, cost: Any):
+        """R rows at once (one stable argsort over axis 1); rows with ties take ``self``."""
+        xp = namespace(cost)
+        cost = xp.asarray(cost, dtype=xp.float64)
+        r, n = cost.shape
+        if n < 2:
+            return xp.ones((r, n), dtype=xp.float64)
+        order = xp.argsort(cost, axis=1, kind="stable") if xp is np else xp.argsort(cost, axis=1)
+        ranks = xp.empty((r, n), dtype=xp.float64)
+        ranks[xp.arange(r)[:, None], order] = xp.arange(n, dtype=xp.float64)  # NumPy and CuPy
+        w = (1.0 - ranks / (n - 1)) ** self.power
+        ordered = xp.take_along_axis(cost, order, axis=1)
+        for row in to_numpy(xp.flatnonzero((ordered[:, 1:] == ordered[:, :-1]).any(axis=1))):
+            w[int(row)] = self(cost[int(row)])  # ties share their mean rank: the 1-D path
+        return w
+
 
 class AdaptiveEnergy(Weighting):
     """Boltzmann weights with a temperature from the spread of the values.
@@ -177,6 +204,59 @@ class AdaptiveEnergy(Weighting):
         t = self.temperature(cost)
         return xp.exp(-(cost - cost.min()) / t)
 
+    def batch(self, cost: Any):
+        """R rows at once: one quantile over axis 1 (each row's own temperature, the same
+        arithmetic as ``self(row)``: bit-identical)."""
+        xp = namespace(cost)
+        cost = xp.asarray(cost, dtype=xp.float64)
+        if cost.shape[1] == 0:
+            return cost
+        lo = cost.min(axis=1)
+        spread = xp.quantile(cost, self.quantile, axis=1) - lo
+        spread = xp.where(spread > 0, spread, cost.max(axis=1) - lo)
+        t = self.scale * xp.where(spread > 0, spread, 1.0)
+        return xp.exp(-(cost - lo[:, None]) / t[:, None])
+
+
+def batch_key(shaping: Any) -> tuple:
+    """Equal for weightings that weigh alike (same class, same parameters): runs whose
+    keys are equal may share one :meth:`Weighting.batch` call."""
+    try:
+        params = tuple(sorted(vars(shaping).items()))
+        hash(params)
+    except TypeError:  # unhashable parameters (or no __dict__): only the object itself
+        params = (id(shaping),)
+    return (type(shaping), *params)
+
+
+def weights_rows(shaping: Any, values: Any, finite: Any = None, xp=np, *, each: Any = None):
+    """Checked weights of R rows of values (R, N): (R, N) float64, finite, >= 0.
+
+    Members outside ``finite`` (R, N) (default: all inside) weigh 0 and are not shown to
+    the weighting. Rows with every member finite share one ``shaping.batch`` call when
+    the class vectorises ``batch`` itself; otherwise (the base class's loop, or a plain
+    callable) each row is weighed alone by its own weighting, ``each[r]`` (default
+    ``shaping``): a stateful user weighting sees exactly the calls it would see in a
+    separate run. Row r equals the weights its weighting gives row r alone.
+    """
+    r, n = values.shape
+    own = [shaping] * r if each is None else list(each)
+    whole = xp.ones(r, dtype=bool) if finite is None else finite.all(axis=1)
+    w = xp.zeros((r, n), dtype=xp.float64)
+    rows = to_numpy(xp.flatnonzero(whole)).tolist()
+    vectorised = getattr(type(shaping), "batch", Weighting.batch) is not Weighting.batch
+    if len(rows) > 1 and vectorised:  # (one row: the 1-D call, without the stacking)
+        part = values if len(rows) == r else values[xp.asarray(rows)]
+        w[xp.asarray(rows)] = _checked(shaping, shaping.batch(part), (len(rows), n), xp)
+    else:
+        for row in rows:
+            w[row] = weights_from(own[row], values[row], n, xp)
+    for row in to_numpy(xp.flatnonzero(~whole)).tolist():
+        idx = xp.flatnonzero(finite[row])
+        if int(idx.shape[0]):
+            w[row, idx] = weights_from(own[row], values[row, idx], int(idx.shape[0]), xp)
+    return w
+
 
 def weights_from(shaping: Callable, values: Any, n: int, xp=np):
     """Call ``shaping`` and check its output: (n,) finite, non-negative weights.
@@ -185,14 +265,19 @@ def weights_from(shaping: Callable, values: Any, n: int, xp=np):
         ValueError: naming ``fitness_shaping`` when the weights have the wrong
             shape, are not finite, or are negative.
     """
-    w = shaping(values)
+    return _checked(shaping, shaping(values), (n,), xp)
+
+
+def _checked(shaping: Callable, w: Any, shape: tuple, xp):
+    n = math.prod(shape)
     w = xp.asarray(w)
     if w.dtype.kind not in "biuf":
         raise TypeError(f"fitness_shaping must return real weights; got dtype {w.dtype}")
-    w = w.astype(xp.float64, copy=False).reshape(-1) if w.size == n else w
-    if w.shape != (n,):
+    w = w.astype(xp.float64, copy=False).reshape(shape) if w.size == n else w
+    if w.shape != shape:
+        what = f"({shape[0]},)" if len(shape) == 1 else f"{shape} from batch()"
         raise ValueError(
-            f"fitness_shaping must return one weight per member, shape ({n},); "
+            f"fitness_shaping must return one weight per member, shape {what}; "
             f"got shape {tuple(w.shape)}")
     if not bool(xp.isfinite(w).all()):
         raise ValueError(f"fitness_shaping {shaping!r} returned NaN or inf weights")
