@@ -28,13 +28,16 @@ from ._fftgrid import FFTGrid
 
 #: seconds per unit of work, only used to choose the path: FFT per element per transform
 #: (times log2 L / 20), scatter/gather per stencil entry per channel, cut-off pairs per
-#: (1 + Dv / 2), exact pairs per (d + Dv). Fitted at N = 65,536, D = 2, alpha 0.9 .. 0.995
-#: (2 cores, under load; their ratios are what counts): FFT 0.22 .. 1.3 s for
-#: L = 2.6e5 .. 1.6e6, cut-off 9.6 .. 1.0 s for 3.6e9 .. 3.6e8 pairs, exact 12.5 s.
+#: (1 + Dv / 2) plus a fixed cost per query and per key (table, ring, bound), exact pairs
+#: per (d + Dv). Checked on a quiet machine (2 cores; N = 65,536 and 262,144, D = 2,
+#: uniform weights, alpha 0.05 .. 0.999): the FFT estimates within 0.86-1.02 of the
+#: measured 21-321 ms, the cut-off ones within 0.95-1.2 of 50-1,700 ms (the per-row term
+#: is 40 of the 50 ms at alpha 0.999), the exact sums within 1.05 of 0.93 s.
 _SEC_FFT = 3e-9
 _SEC_SCATTER = 3e-9
-_SEC_CELL_PAIR = 1.2e-10
-_SEC_EXACT_PAIR = 4e-11
+_SEC_CELL_PAIR = 1.3e-10
+_SEC_CELL_ROW = 3e-7
+_SEC_EXACT_PAIR = 5.4e-11
 #: no FFT grid above this many nodes, nor above _MAX_FFT_BYTES for all its channels
 #: (complex spectra of 2 Dv + 3 channels at 16 bytes): at d = 3 the grid the bound asks
 #: for is often 10^7..10^8 nodes, where the cut-off path or the exact sums are cheaper
@@ -45,8 +48,6 @@ METHODS = ("auto", "fft", "cells", "exact")
 
 #: failing rows of the FFT path below this count skip the cut-off rescue (see _sums)
 _RESCUE_MIN = 64
-#: above this share of failing rows the FFT path tries a grid twice as fine first
-_REFINE_SHARE = 0.02
 
 
 def _xp(a):
@@ -167,7 +168,7 @@ class GridSums:
             rows = _paths.cells_rows(pop, cells, outer=_paths.ring_outer(pop, radius, cells.side))
         bad = self._failing(xp, pop, rows, online_max)
         nbad = int(bad.sum())
-        if method == "fft" and nbad > max(_RESCUE_MIN, _REFINE_SHARE * nq):
+        if method == "fft" and nbad > _RESCUE_MIN and self._refine_pays(pop, lo, hi, eta, bad, radius):
             self.last["refined"] = self._refine(xp, pop, rows, bad, lo, hi, eta, online_max)
             nbad = int(bad.sum())
         if xp is np and nbad and (cells is not None or nbad > _RESCUE_MIN):
@@ -177,6 +178,19 @@ class GridSums:
             self.last["rescued"] = self._rescue(pop, rows, bad, cells, online_max)
         return self._assemble(xp, rows, bad, vbar, shift, online_max, q, k, v, logc, s,
                               inv2sigma2, path)
+
+    def _refine_pays(self, pop, lo, hi, eta, bad, radius) -> bool:
+        """Whether a twice-finer grid is estimated cheaper than the failing rows' cut-off
+        sums (their keys within the radius, estimated on a sample of them)."""
+        d, dv = pop.q.shape[1], 0 if pop.vc is None else pop.vc.shape[1]
+        nk, nbad = pop.y.shape[0], int(bad.sum())
+        refine = self._fft_cost(pop, lo, hi, eta / 2.0, d, dv, nk + nbad)
+        if math.isinf(refine):
+            return False
+        rows = _host(pop.q[_nonzero(bad)])
+        pairs = _paths.sample_pairs(rows, _host(pop.y), radius, REACH)
+        # the rescue may take two passes (the ring widened, then the radius)
+        return refine < 2.0 * _cells_cost(pairs, dv, nbad)
 
     def _refine(self, xp, pop, rows, bad, lo, hi, eta, online_max) -> int:
         """The failing rows of the FFT path again on a grid twice as fine, in place (when
@@ -291,17 +305,21 @@ class GridSums:
             a[idx], b[idx], m[idx] = ea, eb, em
         return a, b, m
 
+    def _fft_cost(self, pop, lo, hi, eta, d, dv, points):
+        """Seconds the FFT path would take (inf above the caps): the transforms, and the
+        binning / interpolation of ``points`` keys and queries."""
+        _, fft_len = FFTGrid.cost(lo, hi, pop.sigma, eta, self.order)
+        if fft_len > min(_MAX_FFT_NODES, _MAX_FFT_BYTES // (16 * (2 * dv + 3))):
+            return math.inf
+        return (_SEC_FFT * fft_len * max(math.log2(fft_len), 1.0) / 20.0 * 2 * (2 * dv + 3)
+                + _SEC_SCATTER * points * ((self.order + 1) ** d * (dv + 1) + dv + 2))
+
     def _choose(self, xp, pop, lo, hi, eta, radius, d, dv, nq, nk):
         """'fft', 'cells' or 'exact': forced, or the cheapest by the cost model."""
         if self.method == "exact":
             return "exact"
-        _, fft_len = FFTGrid.cost(lo, hi, pop.sigma, eta, self.order)
-        transforms = 2 * (2 * dv + 3)
-        stencil = (self.order + 1) ** d
-        too_big = fft_len > min(_MAX_FFT_NODES, _MAX_FFT_BYTES // (16 * (2 * dv + 3)))
-        fft_cost = (math.inf if too_big else
-                    _SEC_FFT * fft_len * max(math.log2(fft_len), 1.0) / 20.0 * transforms
-                    + _SEC_SCATTER * (nk + nq) * (stencil * (dv + 1) + dv + 2))
+        fft_cost = self._fft_cost(pop, lo, hi, eta, d, dv, nq + nk)
+        too_big = math.isinf(fft_cost)
         exact_cost = _SEC_EXACT_PAIR * nq * nk * (d + dv)
         if (self.method == "fft" and not too_big) or (self.DEVICE != "cpu" and self.method == "auto"):
             return "fft" if (self.method == "fft" or fft_cost < exact_cost) else "exact"
@@ -310,8 +328,17 @@ class GridSums:
         # the cut-off path's pairs, estimated on a sample before any cell table is built
         pairs = _paths.sample_pairs(_host(pop.q), _host(pop.y), radius, REACH)
         costs = {"exact": exact_cost, "fft": fft_cost,
-                 "cells": _SEC_CELL_PAIR * pairs * (1.0 + dv / 2.0)}
+                 "cells": _cells_cost(pairs, dv, nq + nk)}
         return min(costs, key=costs.get)
+
+
+def _cells_cost(pairs: float, dv: int, rows: int) -> float:
+    """Seconds of a cut-off pass over ``pairs`` pairs and ``rows`` queries and keys."""
+    return _SEC_CELL_PAIR * pairs * (1.0 + dv / 2.0) + _SEC_CELL_ROW * rows
+
+
+def _nonzero(mask):
+    return mask.nonzero()[0]
 
 
 def _extent(xp, *points):
