@@ -119,7 +119,7 @@ class Clock:
 def clocks() -> dict[str, Clock]:
     return {"x0_estimate": Clock(optimizer_module, "x0_estimate"),
             "finish": Clock(runner_module, "modes_of_runs"),
-            "find_modes": Clock(modes_module, "find_modes"),
+            "find_modes": Clock(modes_module, "find_modes_many"),
             "lbfgsb_solves": Clock(polish_module, "_polish_mode")}
 
 

@@ -203,6 +203,20 @@ class History:
         for k in FIELDS:
             self._rows[k].append(float(row[k]))
 
+    @staticmethod
+    def append_many(histories: list[History], rows: list[tuple]) -> None:
+        """``h.append(row)`` for R pairs, each row a tuple in :data:`FIELDS` order: one pass
+        per column over the R histories (the appends of a group of runs, one call)."""
+        if any(len(row) != len(FIELDS) for row in rows):
+            raise TypeError(f"History.append_many needs rows of the columns {FIELDS}")
+        for k, col in zip(FIELDS, zip(*rows)):
+            for h, v in zip(histories, col):
+                h._rows[k].append(float(v))
+
+    def last_values(self) -> tuple:
+        """The last generation's row as a tuple in :data:`FIELDS` order (O(1))."""
+        return tuple(v[-1] for v in self._rows.values())
+
     def last_row(self) -> dict[str, float]:
         """The last generation's row, ``{column: float}`` (O(1): no column is copied)."""
         if not len(self):

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
@@ -34,31 +34,16 @@ from ._device import cupy_module, is_gpu_array, namespace
 from ._random import as_generator
 from ._settings import Settings, check_int, with_options
 from ._space import search_space
+from ._told import Told, per_group, prepare
 from .core import ddim_step, x0_estimate
-from .evaluation import told_values
-from .history import History, generation_stats
+from .history import History
 from .result import OptimizeResult, verdict
-from .shaping import batch_key, weights_rows
+from .shaping import batch_key
 
 __all__ = ["DiffusionEvolution"]
 
 #: generations looked back over by the ``tolfun`` criterion
 TOLFUN_WINDOW = 10
-
-
-class _Told(NamedTuple):
-    """Everything one tell will commit, computed before any state changes: the (N,) values
-    told, the (N, D) population they belong to, (x, value) when this generation beat the
-    best ever, its statistics and history row, the (N,) weights (None: no step follows)."""
-
-    f: Any
-    x: Any
-    best: tuple | None
-    gen_best: float
-    gen_range: float
-    spread: float
-    row: dict
-    weights: Any
 
 
 class DiffusionEvolution:
@@ -145,6 +130,7 @@ class DiffusionEvolution:
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state["_t0"] = time.perf_counter() - self._t0  # elapsed seconds: timeout spans a resume
+        state.pop("_fixed_keys", None)  # holds id(client): recomputed after a load
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -190,6 +176,23 @@ class DiffusionEvolution:
             self._asked = x
         return self._asked if isinstance(self._asked, np.ndarray) else self._asked.copy()
 
+    @staticmethod
+    def ask_batch(optimizers: Sequence[DiffusionEvolution]) -> list:
+        """``[opt.ask() for opt in optimizers]``, the populations of alike NumPy runs (same
+        popsize, D, dtype and box) mapped to the objective's coordinates and clipped as one
+        (R, N, D) array (the same arithmetic per element as R asks), run r's a view of it."""
+        groups: dict[tuple, list] = {}
+        for opt in optimizers:
+            if opt._asked is None and opt.generation < opt.num_step and opt._xp_name == "numpy":
+                groups.setdefault(opt._key("ask"), []).append(opt)
+        for runs in groups.values():
+            if len(runs) > 1:
+                x = runs[0]._to_x(np.stack([opt._u for opt in runs]))
+                x.flags.writeable = False  # and so every run's view of it
+                for opt, xr in zip(runs, x):
+                    opt._asked = xr
+        return [opt.ask() for opt in optimizers]
+
     def tell(self, fitness: Any) -> None:
         """Report the (popsize,) raw objective values of the last ``ask()``; advance one
         generation. All or nothing: when it raises, the optimiser is as it was before.
@@ -215,12 +218,12 @@ class DiffusionEvolution:
         if len(optimizers) != len(fitnesses):
             raise ValueError(f"fitnesses must have one entry per optimizer ({len(optimizers)}); "
                              f"got {len(fitnesses)}")
-        told = _per_group(optimizers, "told", _prepare, dict(enumerate(fitnesses)))
-        x0s = _per_group(optimizers, "x0", _estimate,
+        told = per_group(optimizers, "told", prepare, dict(enumerate(fitnesses)))
+        x0s = per_group(optimizers, "x0", _estimate,
                          {i: t.weights for i, t in told.items() if t.weights is not None})
         states = [getattr(getattr(o._rng, "bit_generator", None), "state", None) for o in optimizers]
         try:
-            steps = _per_group(optimizers, "step", _steps, x0s)
+            steps = per_group(optimizers, "step", _steps, x0s)
         except BaseException:  # the steps' random draws are undone too
             for opt, state in zip(optimizers, states):
                 if state is not None:
@@ -228,6 +231,8 @@ class DiffusionEvolution:
             raise
         for i, opt in enumerate(optimizers):
             opt._commit(told[i], x0s.get(i), steps.get(i))
+        History.append_many([opt.history for opt in optimizers],
+                            [told[i].row for i in range(len(optimizers))])
 
     # ---------------------------------------------- the pieces tell is made of
     def _alpha_pair(self) -> tuple[float, float]:
@@ -241,18 +246,33 @@ class DiffusionEvolution:
     def _key(self, part: str) -> tuple:
         """Equal for runs that share a part of a tell: ``'told'`` (statistics and weights:
         one (R, N) reduction each, one batch()), ``'x0'`` (one x0 estimate), ``'step'``."""
-        s = self.settings
-        key = (part, self._xp_name, self.popsize, self.ndim, self.dtype.str)
+        fixed = self.__dict__.get("_fixed_keys")
+        if fixed is None:  # what never changes in a run: computed once (not pickled)
+            fixed = self.__dict__["_fixed_keys"] = self._fixed_keys()
+        if part == "ask":
+            return fixed["ask"]
         if part == "told":
-            return key + (s.maximize, s.nan_policy, s.entropy_resolution,
-                          batch_key(s.fitness_shaping), self.generation + 1 < self.num_step)
+            return fixed["told"] + (batch_key(self.settings.fitness_shaping),
+                                    self.generation + 1 < self.num_step)
         if part == "x0":
-            return key + (self.latent_dim, self._alpha_pair()[0], s.mode, s.density, s.bandwidth,
-                          s.backend, s.path, s.approx, s.tol, id(s.client))
-        return key + (self._alpha_pair(), self.noise)
+            return fixed["x0"] + (self._alpha_pair()[0],)
+        return fixed["step"] + (self._alpha_pair(),)
 
-    def _commit(self, t: _Told, x0u, u_next) -> None:
-        """Apply a prepared tell (assignments only: nothing here can fail half-way)."""
+    def _fixed_keys(self) -> dict[str, tuple]:
+        s = self.settings
+        key = (self._xp_name, self.popsize, self.ndim, self.dtype.str)
+        box = tuple(None if a is None else (a.shape, self._xp.asnumpy(a).tobytes()
+                                            if self._xp is not np else a.tobytes())
+                    for a in (self._center, self._scale, self._low, self._high))
+        return {"ask": ("ask", *key, box),
+                "told": ("told", *key, s.maximize, s.nan_policy, s.entropy_resolution),
+                "x0": ("x0", *key, self.latent_dim, s.mode, s.density, s.bandwidth, s.backend,
+                       s.path, s.approx, s.tol, id(s.client)),
+                "step": ("step", *key, self.noise)}
+
+    def _commit(self, t: Told, x0u, u_next) -> None:
+        """Apply a prepared tell (assignments only: nothing here can fail half-way; the
+        history row is appended by ``tell_batch``, one call for all runs)."""
         if t.best is not None:
             self._best_x, self._best_f = t.best
         self._gen_best.append(t.gen_best)
@@ -260,7 +280,6 @@ class DiffusionEvolution:
             t.gen_range, t.f, t.x, t.spread)
         self.generation += 1
         self.nfev += self.popsize
-        self.history.append(**t.row)
         self._asked = None
         if u_next is not None:
             self._x0u = x0u
@@ -338,48 +357,6 @@ def _estimate(runs: Sequence[DiffusionEvolution], weights: Sequence[Any]) -> lis
 
 
 
-def _per_group(runs: Sequence[DiffusionEvolution], part: str, fn, items: dict[int, Any]) -> dict:
-    """``{i: fn(alike runs, their items)[k]}``: ``fn`` once per group of the runs ``items``
-    names with equal ``_key(part)`` (first-seen order)."""
-    groups: dict[tuple, list[int]] = {}
-    for i in items:
-        groups.setdefault(runs[i]._key(part), []).append(i)
-    return {i: one for members in groups.values()
-            for i, one in zip(members, fn([runs[i] for i in members], [items[i] for i in members]))}
-
-
-def _prepare(runs: Sequence[DiffusionEvolution], fitnesses: Sequence[Any]) -> list[_Told]:
-    """What the tells of alike runs (one ``_key('told')``) will commit, their told values
-    checked: every statistic one reduction over the stacked (R, N) values / (R, N, D)
-    members, row r computed from run r's members only. Changes nothing."""
-    first, xp, s = runs[0], runs[0]._xp, runs[0].settings
-    if any(opt._asked is None for opt in runs):
-        raise RuntimeError("tell() needs a population: call ask() first")
-    checked = [told_values(f, first.popsize, s.nan_policy, xp) for f in fitnesses]
-    f, x = xp.stack([c[0] for c in checked]), xp.stack([opt._asked for opt in runs])
-    finite = None if all(c[2] for c in checked) else xp.stack([c[1] for c in checked])
-    cost = -f if s.maximize else f
-    gen = generation_stats(cost, f, x, finite, s.maximize, s.entropy_resolution)
-    w, weights = s.fitness_shaping, None
-    if first.generation + 1 < first.num_step:  # the final population gets no step
-        weights = weights_rows(w, f if w.sense == "fitness" else cost, finite, xp,
-                               each=[opt.settings.fitness_shaping for opt in runs]).astype(first.dtype)
-    sign = -1.0 if s.maximize else 1.0
-    out = []
-    for r, (opt, (i, best_cost, stats, span, spread, entropy)) in enumerate(zip(runs, gen)):
-        best, best_f, gen_best = None, opt._best_f, math.nan
-        if i is not None:
-            gen_best = sign * best_cost
-            if best_cost < sign * opt._best_f or opt._best_x is None:
-                best_f, best = gen_best, (x[r, i].copy(), gen_best)
-        row = dict(generation=opt.generation + 1, restart=opt.restart, nfev=opt.nfev + opt.popsize,
-                   best=gen_best, best_ever=best_f, spread=spread, entropy=entropy,
-                   time=time.perf_counter() - opt._t0, **stats)
-        out.append(_Told(checked[r][0], opt._asked, best, gen_best, span, spread, row,
-                         None if weights is None else weights[r]))
-    return out
-
-
 def _steps(runs: Sequence[DiffusionEvolution], x0us: Sequence[Any]) -> list:
     """The next populations (u) of alike runs (one ``_key('step')``): one DDIM step over
     (R, N, D), the noise of run r drawn from run r's generator -- exactly when
@@ -388,8 +365,13 @@ def _steps(runs: Sequence[DiffusionEvolution], x0us: Sequence[Any]) -> list:
     first, xp = runs[0], runs[0]._xp
     at, ap = first._alpha_pair()
     sigma = first.noise * math.sqrt(max((1.0 - ap) / (1.0 - at) * (1.0 - at / ap), 0.0))
-    z = (xp.stack([opt._rng.standard_normal(opt._u.shape, dtype=opt._u.dtype) for opt in runs])
-         if sigma > 0 else None)
+    z = None
+    if sigma > 0 and xp is np:  # drawn in place: the same numbers as a draw of its own
+        z = np.empty((len(runs), *first._u.shape), dtype=first._u.dtype)
+        for opt, zr in zip(runs, z):
+            opt._rng.standard_normal(out=zr, dtype=zr.dtype)
+    elif sigma > 0:
+        z = xp.stack([opt._rng.standard_normal(opt._u.shape, dtype=opt._u.dtype) for opt in runs])
     u = ddim_step(xp.stack([opt._u for opt in runs]), xp.stack(list(x0us)), at, ap,
                   noise=first.noise, z=z)
     return [u[i] for i in range(len(runs))]

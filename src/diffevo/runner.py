@@ -22,15 +22,14 @@ from __future__ import annotations
 
 import contextlib
 import math
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from ._boundary import GenerationBoundary
 from ._device import namespace
 from ._settings import Settings, check_factor, check_int
 from .checkpoint import load_checkpoint, save_checkpoint, writable_path
@@ -114,19 +113,22 @@ class Run:
     def _better(self, f: float) -> bool:
         return f > self.best_f if self.settings.maximize else f < self.best_f
 
-    def after_generation(self, evaluated: int) -> None:
-        """Book one told generation of ``evaluated`` members (from the strategy's ``best``
-        and last history row: O(1), where its ``result`` copies the population)."""
+    def after_generation(self, evaluated: int, append: bool = True) -> tuple:
+        """Book one told generation of ``evaluated`` members (O(1): the strategy's ``best``
+        and last history row); returns the row, appended unless ``append`` is False."""
         x, fun = self.es.best
         self.fresh = False
         self.nit += 1
         self.nfev += evaluated
         if x is not None and (self.best_x is None or self._better(fun)):
             self.best_x, self.best_f = x, fun
-        row = self.es.history.last_row()
-        row.update(generation=self.nit, restart=self.attempt, nfev=self.nfev,
-                   best_ever=self.best_f, time=time.perf_counter() - self.t0)
-        self.history.append(**row)
+        # history.FIELDS order: generation, restart, nfev, best, best_ever, ..., time
+        _, _, _, best, _, *stats, _ = self.es.history.last_values()
+        row = (self.nit, self.attempt, self.nfev, best, self.best_f, *stats,
+               time.perf_counter() - self.t0)
+        if append:
+            self.history.append_many([self.history], [row])
+        return row
 
     def intermediate(self, res: OptimizeResult) -> OptimizeResult:
         """What a callback sees after a generation."""
@@ -248,7 +250,7 @@ def optimize(fun: Callable, x0: Any, *, maximize: bool, bounds: Any, ndim: Any, 
         _save(checkpoint, state)  # generation 0: an unpicklable option fails here, not later
     bar = _progress_bar(progress, sum(getattr(r.es, "num_step", 0) for r in state))
     try:
-        with _GenerationBoundary() as boundary:
+        with GenerationBoundary() as boundary:
             _loop(state, make, evaluate, callback, bar, boundary, checkpoint, every)
         _save(checkpoint, state)  # finished: a resume of it returns these results at once
     except KeyboardInterrupt:
@@ -273,7 +275,7 @@ def optimize(fun: Callable, x0: Any, *, maximize: bool, bounds: Any, ndim: Any, 
 
 
 def _loop(state: list[Run], make: Callable, evaluate: Evaluator, callback: Callable | None,
-          bar, boundary: _GenerationBoundary, checkpoint: Any, every: int) -> None:
+          bar, boundary: GenerationBoundary, checkpoint: Any, every: int) -> None:
     """Generations until every run is over. The state between two generations is whole
     (every run told and booked): that is what a checkpoint holds and Ctrl-C returns."""
     generation = 0
@@ -292,7 +294,7 @@ def _loop(state: list[Run], make: Callable, evaluate: Evaluator, callback: Calla
             finish_runs(ending, evaluate)
         if not active:
             return
-        xs = [run.es.ask() for run in active]
+        xs = _ask([run.es for run in active])
         xp = namespace(xs[0])
         with boundary.evaluating():  # the only place a Ctrl-C interrupts at once
             # a fresh array (also for one run): an objective writing into it changes nothing
@@ -307,47 +309,6 @@ def _loop(state: list[Run], make: Callable, evaluate: Evaluator, callback: Calla
             _save(checkpoint, state)
 
 
-class _GenerationBoundary:
-    """Ctrl-C (SIGINT, main thread only) raises at once only while the objective runs.
-
-    There the generation's tell has not begun, so the state is the previous generation's;
-    a SIGINT anywhere else (tell, bookkeeping, restarts, checkpoint) is kept and raised
-    when the next evaluation would start. Off the main thread nothing changes.
-    """
-
-    def __init__(self):
-        self.open = False
-        self.pending = False
-        self.previous = None
-
-    def __enter__(self) -> _GenerationBoundary:
-        # only in place of Python's own handler: a caller's SIG_IGN or handler is kept
-        if (threading.current_thread() is threading.main_thread()
-                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
-            self.previous = signal.signal(signal.SIGINT, self._handler)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
-
-    def _handler(self, signum, frame) -> None:
-        if self.open:
-            raise KeyboardInterrupt
-        self.pending = True
-
-    @contextlib.contextmanager
-    def evaluating(self):
-        if self.pending:
-            self.pending = False
-            raise KeyboardInterrupt
-        self.open = True
-        try:
-            yield
-        finally:
-            self.open = False
-
-
 def _save(checkpoint: Any, state: list[Run]) -> None:
     if checkpoint is not None:
         save_checkpoint(checkpoint, state)
@@ -357,20 +318,31 @@ def _results(results: list[OptimizeResult]) -> OptimizeResult | list[OptimizeRes
     return results[0] if len(results) == 1 else results
 
 
+def _batched(strategies: list, name: str):
+    """The strategies' ``ask_batch`` / ``tell_batch`` when they are all of one class that has it."""
+    fn = getattr(type(strategies[0]), name, None)
+    return fn if fn is not None and all(type(e) is type(strategies[0]) for e in strategies) else None
+
+
+def _ask(strategies: list) -> list:
+    asks = _batched(strategies, "ask_batch")
+    return asks(strategies) if asks is not None else [es.ask() for es in strategies]
+
+
 def _tell(active: list[Run], xs: list, values: Any) -> None:
     """Tell every active run its part of ``values`` (batched where the strategy can) and book it."""
     parts, start = [], 0
     for x in xs:
         parts.append(values[start:start + x.shape[0]])
         start += x.shape[0]
-    batched = getattr(type(active[0].es), "tell_batch", None)
-    if batched is not None and all(type(r.es) is type(active[0].es) for r in active):
+    batched = _batched([run.es for run in active], "tell_batch")
+    if batched is not None:
         batched([run.es for run in active], parts)
     else:
         for run, part in zip(active, parts):
             run.es.tell(part)
-    for run, x in zip(active, xs):
-        run.after_generation(x.shape[0])
+    History.append_many([run.history for run in active],
+                        [run.after_generation(x.shape[0], append=False) for run, x in zip(active, xs)])
 
 
 def _callback_says_stop(callback: Callable, run: Run) -> bool:
