@@ -46,3 +46,25 @@ def test_envelope_bounds_the_derivative_and_decays(order):
         i = int(round(u / 1e-4))
         assert env[i] <= 1.01 * phi[int(round((u - 1e-3) / 1e-4))] + 1e-300
     assert _bound.envelope(np.array([10.0]), order)[0] < 1e-15 * math.exp(0)
+
+
+def test_coarse_exp2_within_its_stated_error():
+    from numba import njit
+
+    from diffevo.backends._fastexp import EXP2_COARSE_RTOL, exp2_coarse
+
+    @njit
+    def evaluate(y):
+        out = np.empty_like(y)
+        for i in range(y.size):
+            out[i] = exp2_coarse(y[i])
+        return out
+
+    y = np.concatenate([-np.linspace(0.0, 4.0, 200001),
+                        -np.random.default_rng(0).random(200000) * 1000.0])
+    want = np.exp2(y)
+    got = evaluate(y)
+    normal = want > np.finfo(np.float64).tiny
+    assert (np.abs(got[normal] - want[normal]) <= EXP2_COARSE_RTOL * want[normal]).all()
+    assert (got[~normal] <= np.finfo(np.float64).tiny).all()
+    assert evaluate(np.array([-np.inf]))[0] == 0.0

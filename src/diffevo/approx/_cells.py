@@ -22,7 +22,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ..backends._fastexp import FASTMATH, LOG2E, exp2
+from ..backends._fastexp import EXP2_COARSE_RTOL, FASTMATH, LOG2E
+from ..backends._fastexp import exp2_coarse as exp2
 from ._fastbin import counting_sort
 
 #: cells of side R / REACH: the cells a ball of radius R touches cover about
@@ -279,6 +280,7 @@ def _sums(q, y, lw2, vt, inv2, lo, side, ncell, radius_rows, outer_rows, start, 
                             acc += scratch[t] * vc[t]
                         a_out[i, c] += acc
             b_out[i] = bsum
-            # exp2 is accurate to a few ulp: 1e-12 more makes the bound an upper bound
-            tail_out[i] = tail * (1.0 + 1e-12)
+            # exp2 is within EXP2_COARSE_RTOL of the kernel: the ring's bound grows by it,
+            # and the summed terms' error counts as weight left out (2x: A's and B's)
+            tail_out[i] = tail * (1.0 + 2.0 * EXP2_COARSE_RTOL) + 2.0 * EXP2_COARSE_RTOL * bsum
     return a_out, b_out, tail_out

@@ -220,17 +220,21 @@ class GridSums:
         These rows are far from most of the weight (B small beside the grid's absolute
         error or the tail beyond one ring of cells), which is where a cut-off sum is
         cheap. The radius whose global tail W exp(-R^2 / 2 sigma^2) meets the row's
-        target (:func:`._paths.rescue_radius`) is first only the ring's outer edge, the
-        sums stopping at the table's radius; rows that still fail are summed out to that
-        radius; the rest go to the exact backend."""
+        target (:func:`._paths.rescue_radius`) first bounds only the ring (at most to
+        1e-18 of the kernel), the sums stopping at the table's radius; rows that still fail
+        are summed out to that radius; the rest go to the exact backend."""
         before = int(bad.sum())
         for stage in range(2):
             idx = np.nonzero(bad)[0]
             if not idx.size:
                 break
             far = _paths.rescue_radius(pop, rows, bad)
-            inner = np.minimum(far, cells.radius) if stage == 0 else far
-            again = _paths.cells_rows(pop, cells, idx, inner, far)
+            if stage == 0:  # the table's radius, the ring out to where it pays
+                inner = np.minimum(far, cells.radius)
+                outer = np.minimum(far, max(_paths.wide_ring(pop), cells.radius))
+            else:
+                inner = outer = far
+            again = _paths.cells_rows(pop, cells, idx, inner, outer)
             fixed = ~self._failing(np, pop, again, online_max)
             for name in ("a", "b", "err", "b_err"):
                 getattr(rows, name)[idx[fixed]] = getattr(again, name)[fixed]
