@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -28,6 +29,9 @@ import numpy as np
 import diffevo
 from diffevo import backends
 from diffevo.approx import GridSums
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import timed  # noqa: E402 - the sibling script's timer
 
 OUT = Path(__file__).resolve().parents[1] / "results" / "grid-quiet-znver4-2cpu-2026-12-02.json"
 ALPHAS = (0.05, 0.5, 0.95, 0.999)
@@ -42,12 +46,7 @@ def fitnesses(x, rng):
 
 
 def best(fn, reps):
-    times, out = [], None
-    for _ in range(reps):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return min(times), out
+    return timed(fn, reps, min)
 
 
 def part_small(reps):

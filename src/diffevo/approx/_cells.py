@@ -24,7 +24,6 @@ from numba import njit, prange
 
 from ..backends._fastexp import EXP2_COARSE_RTOL, FASTMATH, LOG2E
 from ..backends._fastexp import exp2_coarse as exp2
-from ._fastbin import counting_sort
 
 #: cells of side R / REACH: the cells a ball of radius R touches cover about
 #: pi R^2 + 4 R^2 / REACH (d = 2) instead of the (3 R)^2 of cells of side R
@@ -137,6 +136,24 @@ def _permute(y3, lw, v, order, cid, ncells):
     for c in range(ncells):
         cell_w[c] *= 1.0 + 1e-12
     return yt, lw2, vt, cell_w, total * (1.0 + 1e-12)
+
+
+@njit(cache=True, nogil=True)
+def counting_sort(key, nbins):
+    """(order, starts): indices sorted by key in [0, nbins) (stable, O(N + nbins)) and where
+    each key's run starts in order (nbins + 1 entries)."""
+    n = key.shape[0]
+    starts = np.zeros(nbins + 1, dtype=np.int64)
+    for j in range(n):
+        starts[key[j] + 1] += 1
+    for r in range(nbins):
+        starts[r + 1] += starts[r]
+    pos = starts[:-1].copy()
+    order = np.empty(n, dtype=np.int64)
+    for j in range(n):
+        order[pos[key[j]]] = j
+        pos[key[j]] += 1
+    return order, starts
 
 
 @njit(cache=True)

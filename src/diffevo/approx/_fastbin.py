@@ -22,6 +22,8 @@ import threading
 import numpy as np
 from numba import njit
 
+from ._cells import counting_sort
+
 
 @njit(cache=True, inline="always")
 def _cubic(t):
@@ -68,24 +70,6 @@ def _axes(p, j, origin, h, shape, order, idx, wts, cnt):
 
 
 @njit(cache=True, nogil=True)
-def counting_sort(key, nbins):
-    """(order, starts): indices sorted by key in [0, nbins) (stable, O(N + nbins)) and where
-    each key's run starts in order (nbins + 1 entries)."""
-    n = key.shape[0]
-    starts = np.zeros(nbins + 1, dtype=np.int64)
-    for j in range(n):
-        starts[key[j] + 1] += 1
-    for r in range(nbins):
-        starts[r + 1] += starts[r]
-    pos = starts[:-1].copy()
-    order = np.empty(n, dtype=np.int64)
-    for j in range(n):
-        order[pos[key[j]]] = j
-        pos[key[j]] += 1
-    return order, starts
-
-
-@njit(cache=True, nogil=True)
 def row_order(p, origin0, h, n0):
     """(order, starts): point indices sorted by their node row on axis 0 (a counting sort)
     and where each row's points start in order (n0 + 1 entries): threads then own bands
@@ -113,17 +97,23 @@ def _bands(starts, parts, width):
     return cuts[:m + 2]
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _band_setup(p, order, fine):
+    """What a band's loop needs: whether the d = 2 cubic fast path applies, the grid as a
+    flat (C order) view with its row and plane strides, and the stencil scratch arrays."""
+    flat = fine.reshape(-1)
+    row = fine.shape[2] * fine.shape[3]
+    return (p.shape[1] == 2 and order == 3, flat, row, fine.shape[1] * row,
+            np.zeros((3, 4), dtype=np.int64), np.zeros((3, 4)), np.zeros(3, dtype=np.int64))
+
+
 @njit(cache=True, nogil=True)
 def _scatter_band(y, w, vc, order, i0, i1, fo, fh, fshape, forder, fine, co, ch, cshape, env):
     """Keys order[i0:i1] onto fine (order ``forder``: w, w v) and env (nearest node: w,
     w v, w |v|^2, as many as env has channels)."""
     dv = vc.shape[1]
     nf = fine.shape[0]
-    fast = y.shape[1] == 2 and forder == 3
-    flat = fine.reshape(-1)  # the d = 2 cubic loops index the grid flat (C order)
-    row = fine.shape[2] * fine.shape[3]
-    plane = fine.shape[1] * row
-    idx, wts, cnt = np.zeros((3, 4), dtype=np.int64), np.zeros((3, 4)), np.zeros(3, dtype=np.int64)
+    fast, flat, row, plane, idx, wts, cnt = _band_setup(y, forder, fine)
     val = np.zeros(dv + 2)
     for i in range(i0, i1):
         j = order[i]
@@ -260,11 +250,7 @@ def _gather_band(q, perm, i0, i1, fo, fh, fshape, order, fine, co, ch, cshape, e
                  vmax, a_out, b_out, err, b_err):
     dv = fine.shape[0] - 1
     values = env.shape[0] > 1
-    fast = q.shape[1] == 2 and order == 3
-    flat = fine.reshape(-1)
-    row = fine.shape[2] * fine.shape[3]
-    plane = fine.shape[1] * row
-    idx, wts, cnt = np.zeros((3, 4), dtype=np.int64), np.zeros((3, 4)), np.zeros(3, dtype=np.int64)
+    fast, flat, row, plane, idx, wts, cnt = _band_setup(q, order, fine)
     sums = np.zeros(dv + 1)
     for i in range(i0, i1):
         j = perm[i]
