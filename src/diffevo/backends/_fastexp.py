@@ -28,8 +28,6 @@ callers only pass y <= 0 (logits minus a shift), where the result is in [0, 1].
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
@@ -104,28 +102,45 @@ def _exp2_32(y):
     return p * _bits_as_float(bits)
 
 
-#: Taylor coefficients of exp(f), highest order first: to degree 12 (exp2) and 8 (exp2_coarse)
-_TAYLOR12 = tuple(1.0 / math.factorial(k) for k in range(12, -1, -1))
-_TAYLOR8 = _TAYLOR12[4:]
+@njit(inline="always", fastmath=FASTMATH)
+def _split(y):
+    """y -> (n, f): n = round(y) (y clamped so that n = -1023 gives exactly 0.0) and
+    f = (y - n) ln 2, |f| <= ln(2) / 2 (y - n is exact)."""
+    y = max(y, -1023.0)
+    n = np.floor(y + 0.5)
+    return n, (y - n) * _LN2
 
 
 @njit(inline="always", fastmath=FASTMATH)
-def _exp2_taylor(y, coeffs):
-    """2**y = 2**n * exp(f ln 2), n = round(y), the exponential by Horner on ``coeffs``
-    (a constant tuple: the loop unrolls); y clamped so that n = -1023 gives exactly 0."""
-    y = max(y, -1023.0)  # -> n = -1023 -> exponent bits 0 -> exactly 0.0
-    n = np.floor(y + 0.5)
-    f = (y - n) * _LN2  # y - n is exact; |f| <= ln(2) / 2
-    p = coeffs[0]
-    for c in coeffs[1:]:
-        p = p * f + c
-    bits = (np.int64(n) + np.int64(1023)) << np.int64(52)
-    return p * _bits_as_float(bits)
+def _taylor8(p, f):
+    """Horner's last eight steps of exp(f) from p, the coefficient accumulated at f^8.
+    (Straight-line on purpose: a loop over a coefficient tuple in an inlined function
+    trips Numba's IR checks.)"""
+    p = p * f + 1.0 / 5040.0
+    p = p * f + 1.0 / 720.0
+    p = p * f + 1.0 / 120.0
+    p = p * f + 1.0 / 24.0
+    p = p * f + 1.0 / 6.0
+    p = p * f + 0.5
+    p = p * f + 1.0
+    return p * f + 1.0
+
+
+@njit(inline="always", fastmath=FASTMATH)
+def _scaled(p, n):
+    """p * 2**n for an integral float n >= -1023 (-1023: exponent bits 0, exactly 0.0)."""
+    return p * _bits_as_float((np.int64(n) + np.int64(1023)) << np.int64(52))
 
 
 @njit(inline="always", fastmath=FASTMATH)
 def _exp2_64(y):
-    return _exp2_taylor(y, _TAYLOR12)
+    n, f = _split(y)
+    p = 1.0 / 479001600.0  # 1/12!
+    p = p * f + 1.0 / 39916800.0
+    p = p * f + 1.0 / 3628800.0
+    p = p * f + 1.0 / 362880.0
+    p = p * f + 1.0 / 40320.0
+    return _scaled(_taylor8(p, f), n)
 
 
 #: relative error bound of :func:`exp2_coarse` (Taylor to degree 8 on |f ln 2| <= ln(2)/2:
@@ -138,7 +153,8 @@ def exp2_coarse(y):
     """2**y for float64 y <= 0, relative error <= EXP2_COARSE_RTOL: four terms fewer than
     :func:`exp2` (the cut-off sums of diffevo.approx need 1e-9, not the golden 1e-10 of the
     exact kernels; their pair loop is bound by this polynomial)."""
-    return _exp2_taylor(y, _TAYLOR8)
+    n, f = _split(y)
+    return _scaled(_taylor8(1.0 / 40320.0, f), n)
 
 
 def exp2(y):  # pragma: no cover - replaced by the overload inside jitted code
