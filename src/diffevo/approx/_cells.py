@@ -173,7 +173,8 @@ def _bucket(p3, lo, side, ncell):
 
 @njit(cache=True, inline="always")
 def _span(x, r, lo, side, n):
-    """Cells [first, last] (clipped to [0, n)) that the interval [x - r, x + r] touches."""
+    """Cells [first, last] (clipped to [0, n)) that the interval [x - r, x + r] touches;
+    first > last when it touches none (x beyond the table: callers must check)."""
     return (max(math.floor((x - r - lo) / side), 0),  # numba: floor of a float is an int64
             min(math.floor((x + r - lo) / side), n - 1))
 
@@ -245,16 +246,20 @@ def _sums(q, y, lw2, vt, inv2, lo, side, ncell, radius_rows, outer_rows, start, 
                     if rout * rout - gyz2 < 0.0:
                         continue
                     o0, o1 = _span(q0, math.sqrt(rout * rout - gyz2), lo[0], side, ncell[0])
+                    if o0 > o1:  # a query beyond the table: the outer ball misses this row
+                        continue
                     row = (cz * ncell[1] + cy) * ncell[0]
                     rx2 = rad * rad - gyz2
-                    if rx2 < 0.0:
+                    x0_, x1_ = 1, 0
+                    if rx2 >= 0.0:
+                        x0_, x1_ = _span(q0, math.sqrt(rx2), lo[0], side, ncell[0])
+                    if x0_ > x1_:
                         # the whole row of cells is ring: split at the cell nearest q0
                         c = min(max(math.floor((q0 - lo[0]) / side), o0), o1)
                         tail += _ring(q0, gyz2, lo[0], side, row, c, o0, cell_w, inv2)
                         if c < o1:
                             tail += _ring(q0, gyz2, lo[0], side, row, c + 1, o1, cell_w, inv2)
                         continue
-                    x0_, x1_ = _span(q0, math.sqrt(rx2), lo[0], side, ncell[0])
                     if x0_ > o0:
                         tail += _ring(q0, gyz2, lo[0], side, row, x0_ - 1, o0, cell_w, inv2)
                     if x1_ < o1:

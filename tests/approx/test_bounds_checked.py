@@ -1,0 +1,50 @@
+"""The grid's Numba kernels under NUMBA_BOUNDSCHECK=1, in a fresh process and cache: an
+out-of-range index there is silent memory corruption (a query beyond the cell table once
+read past a row of cells and crashed a fresh CI run), here an IndexError."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+SCRIPT = textwrap.dedent("""
+    import numpy as np
+    import diffevo
+    from diffevo import backends
+    from diffevo.approx import GridSums
+    from diffevo.approx._cells import Cells
+
+    rng = np.random.default_rng(0)
+    for d in (1, 2, 3):
+        y = rng.standard_normal((1500, d))
+        v = rng.standard_normal((1500, 2))
+        lw = np.log(rng.random(1500))
+        lw[:50] = -np.inf
+        lw -= lw[np.isfinite(lw)].max()
+        q = np.concatenate([rng.standard_normal((300, d)) * 3.0, np.full((5, d), 40.0),
+                            np.full((5, d), -40.0)])  # far beyond the table on both sides
+        cells = Cells(y, 0.4, lw, v)
+        for outer in (None, 0.4, 2.0):
+            cells.sums(q, 20.0, outer=outer)
+        cells.sums(q, 20.0, np.full(q.shape[0], 0.9), 3.0)
+    x = rng.standard_normal((3000, 2))
+    g = np.exp(-((x - 1.0) ** 2).sum(1) / 0.1)
+    for method in ("fft", "cells"):
+        for alpha in (0.3, 0.95, 0.999):
+            for mode in ("reference", "exact"):
+                gs = GridSums(backends.resolve("numba", x), method=method)
+                diffevo.x0_estimate(x, g, alpha, backend=gs, mode=mode)
+    print("ok")
+""")
+
+
+@pytest.mark.slow
+def test_grid_kernels_stay_in_bounds(tmp_path):
+    env = dict(os.environ, NUMBA_BOUNDSCHECK="1", NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    result = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True,
+                            env=env, timeout=900)
+    assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-3000:]
