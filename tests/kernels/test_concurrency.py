@@ -86,3 +86,37 @@ def _run_concurrent(diffevo, threading):
     ts = [threading.Thread(target=work) for _ in range(3)]
     [t.start() for t in ts]
     [t.join() for t in ts]
+
+
+def test_blas_limiter_is_made_once_under_concurrent_first_calls(monkeypatch):
+    """Threads making their first dot-path call together share ONE limiter (two limiters
+    each saved the other's one-thread limit as the original and left BLAS at one)."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import threading
+    import time
+
+    from diffevo.backends import _numba_gemm
+
+    made = []
+
+    class SlowController:  # a slow library scan widens the race window
+        def __init__(self):
+            time.sleep(0.05)
+            made.append(self)
+
+    monkeypatch.setattr(threadpoolctl, "ThreadpoolController", SlowController)
+    monkeypatch.setattr(_numba_gemm, "_LIMIT", None)
+    barrier = threading.Barrier(4)
+    got = []
+
+    def first_call():
+        barrier.wait()
+        got.append(_numba_gemm.blas_single_thread())
+
+    threads = [threading.Thread(target=first_call) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(made) == 1
+    assert all(limiter is got[0] for limiter in got)

@@ -213,19 +213,25 @@ class _OneBlasThread:
 
 
 def blas_single_thread():
-    """A context in which BLAS runs on one thread (threadpoolctl), or None without it."""
+    """A context in which BLAS runs on one thread (threadpoolctl), or None without it.
+
+    Made once, under a lock: two threads making their first dot-path calls together
+    each built a limiter, and the second saved the first's limit of one thread as the
+    "original" -- OpenBLAS stayed at one thread (a CI run of test_concurrency)."""
     global _LIMIT
-    if _LIMIT is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-        except ImportError:
-            _LIMIT = False
-        else:
-            _LIMIT = _OneBlasThread(ThreadpoolController())
+    with _LIMIT_LOCK:
+        if _LIMIT is None:
+            try:
+                from threadpoolctl import ThreadpoolController
+            except ImportError:
+                _LIMIT = False
+            else:
+                _LIMIT = _OneBlasThread(ThreadpoolController())
     return _LIMIT or None
 
 
 _LIMIT = None
+_LIMIT_LOCK = threading.Lock()
 
 
 def gemm_sums(cent, v, lc2, s, inv2, online, block, same, threads):
