@@ -187,7 +187,7 @@ class GridSums:
         refine = self._fft_cost(pop, lo, hi, eta / 2.0, d, dv, nk + nbad)
         if math.isinf(refine):
             return False
-        rows = _host(pop.q[_nonzero(bad)])
+        rows = _host(pop.q[bad.nonzero()[0]])
         pairs = _paths.sample_pairs(rows, _host(pop.y), radius, REACH)
         # the rescue may take two passes (the ring widened, then the radius)
         return refine < 2.0 * _cells_cost(pairs, dv, nbad)
@@ -206,9 +206,9 @@ class GridSums:
         if FFTGrid.cost(lo, hi, pop.sigma, fine, self.order)[1] > _MAX_FFT_NODES:
             return 0
         idx = xp.nonzero(bad)[0]
-        again = _paths.fft_rows(xp, dataclasses.replace(pop, q=pop.q[idx]), lo, hi, fine,
-                                self.order)
-        fixed = ~self._failing(xp, dataclasses.replace(pop, q=pop.q[idx]), again, online_max)
+        part = dataclasses.replace(pop, q=pop.q[idx])  # the failing rows' queries only
+        again = _paths.fft_rows(xp, part, lo, hi, fine, self.order)
+        fixed = ~self._failing(xp, part, again, online_max)
         for name in ("a", "b", "err", "b_err"):
             getattr(rows, name)[idx[fixed]] = getattr(again, name)[fixed]
         bad[idx[fixed]] = False
@@ -339,10 +339,6 @@ class GridSums:
 def _cells_cost(pairs: float, dv: int, rows: int) -> float:
     """Seconds of a cut-off pass over ``pairs`` pairs and ``rows`` queries and keys."""
     return _SEC_CELL_PAIR * pairs * (1.0 + dv / 2.0) + _SEC_CELL_ROW * rows
-
-
-def _nonzero(mask):
-    return mask.nonzero()[0]
 
 
 def _extent(xp, *points):
