@@ -86,7 +86,7 @@ def prepare(runs: Sequence[Any], fitnesses: Sequence[Any]) -> list[Told]:
     sign = -1.0 if s.maximize else 1.0
     now = time.perf_counter()
     out = []
-    for r, (opt, (i, best_cost, stats, span, spread, entropy)) in enumerate(zip(runs, gen)):
+    for r, (opt, (i, best_cost, mean, median, worst, span, spread, entropy)) in enumerate(zip(runs, gen)):
         best, best_f, gen_best = None, opt._best_f, math.nan
         if i is not None:
             gen_best = sign * best_cost
@@ -95,7 +95,7 @@ def prepare(runs: Sequence[Any], fitnesses: Sequence[Any]) -> list[Told]:
         # history.FIELDS order: generation, restart, nfev, best, best_ever, mean, median,
         # worst, spread, entropy, time
         row = (opt.generation + 1, opt.restart, opt.nfev + opt.popsize, gen_best, best_f,
-               stats["mean"], stats["median"], stats["worst"], spread, entropy, now - opt._t0)
+               mean, median, worst, spread, entropy, now - opt._t0)
         out.append(Told(f[r], opt._asked, best, gen_best, span, spread, row,
                         None if weights is None else weights[r]))
     return out

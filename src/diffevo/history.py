@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import csv
-import itertools
 import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ._device import namespace, to_numpy
+from ._device import to_numpy
+from ._genstats import COLUMNS, stats_rows
 
 __all__ = ["History", "generation_stats", "population_spread", "population_spread_rows",
            "position_entropy", "position_entropy_rows", "value_stats", "value_stats_rows"]
@@ -20,6 +20,10 @@ FIELDS = ("generation", "restart", "nfev", "best", "best_ever", "mean", "median"
           "spread", "entropy", "time")
 
 _COLUMNS = frozenset(FIELDS)
+_INDEX = {k: i for i, k in enumerate(FIELDS)}
+
+# the columns of diffevo._genstats.stats_rows
+BEST_COST, MEAN, MEDIAN, WORST, RANGE, SPREAD, ENTROPY = range(len(COLUMNS))
 
 _DOC = {
     "generation": "1-based generation number, counted over restarts",
@@ -36,72 +40,27 @@ _DOC = {
 }
 
 
+def _host(a: Any) -> np.ndarray:
+    return np.asarray(to_numpy(a))
+
+
+def _stats(x: Any, values: Any = None, finite: Any = None, maximize: bool = False,
+           resolution: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`diffevo._genstats.stats_rows` of R populations x (R, N, D) and their values
+    (R, N) (zeros when only the members' statistics are wanted)."""
+    h = _host(x)
+    v = np.zeros(h.shape[:2]) if values is None else _host(values)
+    return stats_rows(v, v, h, None if finite is None else _host(finite), maximize, resolution)
+
+
 def population_spread(x: Any) -> float:
     """Largest per-coordinate standard deviation of a population x (N, D)."""
-    xp = namespace(x)
-    if x.shape[0] < 2:
-        return 0.0
-    return float(xp.std(x, axis=0).max())
-
-
-def value_stats(values: Any, maximize: bool) -> tuple[dict[str, float], float]:
-    """``({mean, median, worst}, range)`` of one generation's finite values (NaN, inf: none)."""
-    if values.shape[0] == 0:
-        return dict(mean=math.nan, median=math.nan, worst=math.nan), math.inf
-    fv = to_numpy(values)
-    stats = dict(mean=float(fv.mean()), median=float(np.median(fv)),
-                 worst=float(fv.min() if maximize else fv.max()))
-    return stats, float(fv.max() - fv.min())
+    return population_spread_rows(_host(x)[None])[0]
 
 
 def population_spread_rows(x: Any) -> list[float]:
-    """:func:`population_spread` of each of R populations x (R, N, D), in one reduction
-    (std over axis 1 adds the same members in the same order as one run's std over axis 0:
-    bit-identical to R separate calls)."""
-    xp = namespace(x)
-    if x.shape[1] < 2:
-        return [0.0] * x.shape[0]
-    return to_numpy(xp.std(x, axis=1).max(axis=1)).tolist()
-
-
-def value_stats_rows(values: Any, maximize: bool,
-                     finite: Any = None) -> list[tuple[dict[str, float], float]]:
-    """:func:`value_stats` of each row of values (R, N), over the members ``finite`` (R, N)
-    marks (default: all). Rows with every member finite share one reduction per statistic
-    (row by row the same arithmetic as one run's: bit-identical to R separate calls); the
-    others take one call each."""
-    fv = np.asarray(to_numpy(values))
-    mask = None if finite is None else np.asarray(to_numpy(finite))
-    if fv.shape[0] == 1 or fv.shape[1] == 0:  # one run: the 1-D reductions are cheaper
-        return [value_stats(row if mask is None else row[mask[k]], maximize)
-                for k, row in enumerate(fv)]
-    whole = np.ones(fv.shape[0], bool) if mask is None else mask.all(axis=1)
-    out: list = [None] * fv.shape[0]
-    rows = np.flatnonzero(whole)
-    if rows.size:
-        v = fv[rows]
-        lo, hi = v.min(axis=1), v.max(axis=1)
-        cols = zip(v.mean(axis=1).tolist(), np.median(v, axis=1).tolist(),
-                   (lo if maximize else hi).tolist(), (hi - lo).tolist())
-        for r, (mean, median, worst, span) in zip(rows.tolist(), cols):
-            out[r] = dict(mean=mean, median=median, worst=worst), span
-    for r in np.flatnonzero(~whole).tolist():
-        out[r] = value_stats(fv[r][mask[r]], maximize)
-    return out
-
-
-def _cell_keys(cells: np.ndarray) -> np.ndarray:
-    """One integer per row, equal for equal rows: the cells' mixed-radix index when the
-    grid's extent fits in int64, else the rows' bytes (np.unique over rows sorts
-    lexicographically: 1 ms for 512 x 2 cells, a fifth of a 2-D generation, against 30 us
-    for one sort of int64 keys)."""
-    if cells.ndim != 2 or cells.shape[1] == 0:
-        return np.zeros(cells.shape[0], dtype=np.int64)
-    low = cells.min(axis=0)
-    extent = cells.max(axis=0) - low + 1
-    if float(np.log2(extent.astype(np.float64)).sum()) < 62:
-        return np.ravel_multi_index((cells - low).T, tuple(int(e) for e in extent))
-    return np.ascontiguousarray(cells).view(np.dtype((np.void, 8 * cells.shape[1]))).ravel()
+    """:func:`population_spread` of each of R populations x (R, N, D)."""
+    return _stats(x)[1][:, SPREAD].tolist()
 
 
 def position_entropy(x: Any, resolution: float = 0.1) -> float:
@@ -117,49 +76,35 @@ def position_entropy(x: Any, resolution: float = 0.1) -> float:
         x: (N, D) population.
         resolution: cell side in the objective's coordinates (default 0.1).
     """
-    h = to_numpy(x)
-    n = h.shape[0]
-    if n == 0:
-        return 0.0
-    cells = np.round(h / resolution).astype(np.int64)
-    counts = np.unique(_cell_keys(cells), return_counts=True)[1]
-    p = counts / n
-    return float(-(p * np.log2(p)).sum())
+    return position_entropy_rows(_host(x)[None], resolution)[0]
 
 
 def position_entropy_rows(x: Any, resolution: float = 0.1) -> list[float]:
-    """:func:`position_entropy` of each of R populations x (R, N, D), from cell keys that
-    carry the run's index as their leading digit (a run never shares a cell with another),
-    counted in one pass. Cells sort in the same (lexicographic) order as one run's own keys and
-    each run's terms are summed alone: bit-identical to R separate calls."""
-    h = np.asarray(to_numpy(x))
-    r, n = h.shape[:2]
-    if r == 1 or n == 0 or h.shape[2] == 0:  # one run: its own keys (fewer passes)
-        return [position_entropy(h[k], resolution) for k in range(r)]
-    cells = np.round(h / resolution).astype(np.int64)
-    # one offset for all runs (any offset keeps the cells' order); per coordinate, as
-    # reductions over (R, N, small D) along axes 0, 1 are 30x slower than whole columns
-    cells -= np.array([cells[..., j].min() for j in range(cells.shape[2])])
-    extent = np.array([cells[..., j].max() for j in range(cells.shape[2])]) + 1
-    if float(np.log2(extent.astype(np.float64)).sum()) + math.log2(r) >= 62:
-        return [position_entropy(h[k], resolution) for k in range(r)]  # keys would overflow
-    dims = (r, *(int(e) for e in extent))
-    run = np.broadcast_to(np.arange(r)[:, None], (r, n))
-    keys = np.ravel_multi_index((run, *np.moveaxis(cells, 2, 0)), dims)
-    # sorted row by row (R sorts of N: faster than one of R N); run r's keys all lie below
-    # run r + 1's, so the rows laid end to end are sorted as one
-    keys = np.sort(keys, axis=1).ravel()
-    first = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
-    uniq, counts = keys[first], np.diff(np.append(first, keys.shape[0]))
-    p = counts / n
-    terms = p * np.log2(p)
-    bounds = np.searchsorted(uniq // math.prod(dims[1:]), np.arange(r + 1)).tolist()
-    return [float(-terms[a:b].sum()) for a, b in itertools.pairwise(bounds)]
+    """:func:`position_entropy` of each of R populations x (R, N, D), each from its own
+    members (a run never shares a cell with another)."""
+    return _stats(x, resolution=resolution)[1][:, ENTROPY].tolist()
+
+
+def value_stats(values: Any, maximize: bool) -> tuple[dict[str, float], float]:
+    """``({mean, median, worst}, range)`` of one generation's finite values (NaN, inf: none)."""
+    v = _host(values)
+    return value_stats_rows(v[None], maximize, np.isfinite(v)[None])[0]
+
+
+def value_stats_rows(values: Any, maximize: bool,
+                     finite: Any = None) -> list[tuple[dict[str, float], float]]:
+    """:func:`value_stats` of each row of values (R, N), over the members ``finite`` (R, N)
+    marks (default: all)."""
+    v = _host(values)
+    out = _stats(np.zeros((*v.shape, 0)), v, finite, maximize)[1]
+    return [({"mean": mean, "median": median, "worst": worst}, span)
+            for mean, median, worst, span in out[:, MEAN:RANGE + 1].tolist()]
 
 
 def generation_stats(cost: Any, values: Any, x: Any, finite: Any, maximize: bool,
                      resolution: float) -> list[tuple]:
-    """The statistics of one generation of R runs, each from its own members only.
+    """The statistics of one generation of R runs, each from its own members only (one
+    compiled pass: :func:`diffevo._genstats.stats_rows`).
 
     Args:
         cost: (R, N) values, lower is better; values: (R, N) the objective's values;
@@ -167,18 +112,13 @@ def generation_stats(cost: Any, values: Any, x: Any, finite: Any, maximize: bool
         maximize: the direction; resolution: the entropy's cell side.
 
     Returns:
-        Per run ``(i, cost_i, {mean, median, worst}, range, spread, entropy)``: i the best
-        finite member (None when none is finite), cost_i its cost.
+        Per run ``(i, cost_i, mean, median, worst, range, spread, entropy)``: i the best
+        finite member (None when none is finite), cost_i its cost (floats, flat: a
+        batch books a few hundred of these per generation).
     """
-    xp = namespace(cost)
-    masked = cost if finite is None else xp.where(finite, cost, xp.inf)
-    best = masked.argmin(axis=1)
-    best_cost = to_numpy(xp.take_along_axis(masked, best[:, None], axis=1)[:, 0]).tolist()
-    # told values are never -inf, so an inf best is a run with no finite member
-    best = [i if c != math.inf else None for i, c in zip(to_numpy(best).tolist(), best_cost)]
-    stats = value_stats_rows(values, maximize, finite)
-    return list(zip(best, best_cost, *zip(*stats), population_spread_rows(x),
-                    position_entropy_rows(x, resolution)))
+    best, out = stats_rows(_host(cost), _host(values), _host(x),
+                           None if finite is None else _host(finite), maximize, resolution)
+    return [(None if i < 0 else i, *row) for i, row in zip(best.tolist(), out.tolist())]
 
 
 class History:
@@ -192,7 +132,9 @@ class History:
 
     def __init__(self, maximize: bool = False):
         self.maximize = bool(maximize)
-        self._rows: dict[str, list[float]] = {k: [] for k in FIELDS}
+        # one tuple per generation in FIELDS order: a run's booking appends one object
+        # (columns are built when read; a run reads them rarely, a batch books 100s per step)
+        self._table: list[tuple] = []
 
     def append(self, **row: float) -> None:
         """Add one generation (every column of :data:`FIELDS` as a keyword)."""
@@ -200,41 +142,39 @@ class History:
             missing, unknown = _COLUMNS - set(row), set(row) - _COLUMNS
             raise TypeError(f"History.append needs exactly the columns {FIELDS}; "
                             f"missing {sorted(missing)}, unknown {sorted(unknown)}")
-        for k in FIELDS:
-            self._rows[k].append(float(row[k]))
+        self._table.append(tuple(float(row[k]) for k in FIELDS))
 
     @staticmethod
     def append_many(histories: list[History], rows: list[tuple]) -> None:
-        """``h.append(row)`` for R pairs, each row a tuple in :data:`FIELDS` order: one pass
-        per column over the R histories (the appends of a group of runs, one call)."""
+        """``h.append(row)`` for R pairs, each row a tuple in :data:`FIELDS` order of
+        numbers (the appends of a group of runs, one call)."""
         if any(len(row) != len(FIELDS) for row in rows):
             raise TypeError(f"History.append_many needs rows of the columns {FIELDS}")
-        for k, col in zip(FIELDS, zip(*rows)):
-            for h, v in zip(histories, col):
-                h._rows[k].append(float(v))
+        for h, row in zip(histories, rows):
+            h._table.append(row)
 
     def last_values(self) -> tuple:
         """The last generation's row as a tuple in :data:`FIELDS` order (O(1))."""
-        return tuple(v[-1] for v in self._rows.values())
+        return self._table[-1]
 
     def last_row(self) -> dict[str, float]:
         """The last generation's row, ``{column: float}`` (O(1): no column is copied)."""
-        if not len(self):
+        if not self._table:
             raise IndexError("History.last_row: the history is empty")
-        return {k: v[-1] for k, v in self._rows.items()}
+        return dict(zip(FIELDS, map(float, self._table[-1])))
 
     def extend(self, other: History) -> None:
         """Append every generation of ``other`` (used when restarts are chained)."""
-        for k in FIELDS:
-            self._rows[k].extend(other._rows[k])
+        self._table.extend(other._table)
 
     def __len__(self) -> int:
-        return len(self._rows["generation"])
+        return len(self._table)
 
     def __getattr__(self, name: str) -> np.ndarray:
-        rows = self.__dict__.get("_rows")
-        if rows is not None and name in rows:
-            return np.asarray(rows[name], dtype=np.float64)
+        table = self.__dict__.get("_table")
+        if table is not None and name in _INDEX:
+            k = _INDEX[name]
+            return np.fromiter((row[k] for row in table), dtype=np.float64, count=len(table))
         raise AttributeError(f"History has no column {name!r}; columns: {', '.join(FIELDS)}")
 
     def __getitem__(self, name: str) -> np.ndarray:
@@ -252,15 +192,16 @@ class History:
         with path.open("w", newline="") as fh:
             w = csv.writer(fh)
             w.writerow(FIELDS)
-            for i in range(len(self)):
-                w.writerow([_fmt(self._rows[k][i], k) for k in FIELDS])
+            for row in self._table:
+                w.writerow([_fmt(float(v), k) for k, v in zip(FIELDS, row)])
         return path
 
     def __repr__(self) -> str:
         if not len(self):
             return "History(0 generations)"
-        return (f"History({len(self)} generations, best_ever={self._rows['best_ever'][-1]:.6g}, "
-                f"nfev={int(self._rows['nfev'][-1])})")
+        last = self.last_row()
+        return (f"History({len(self)} generations, best_ever={last['best_ever']:.6g}, "
+                f"nfev={int(last['nfev'])})")
 
 
 def _fmt(v: float, key: str) -> str:

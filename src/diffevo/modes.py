@@ -15,8 +15,21 @@ Distances are measured after dividing every coordinate by ``scale`` (the optimis
 normalisation, default: the population's per-coordinate standard deviation), so a box of
 [-1000, 1000] x [0, 1] is clustered like a square.
 
+The nearest better member is found exactly (:mod:`diffevo._nearest`): with the members
+sorted by value, that of the member at position i is the nearest of positions 0 .. i-1
+(equal distances: the lowest position), by brute force in one Numba kernel for all the
+populations of a call. It replaced a k-nearest-neighbour search in a KD-tree per
+population (8, then 32 neighbours), which linked a member with no better one among its 32
+neighbours (the best of a far clump) to the best member instead of its nearest better one:
+those links were longer than Preuss' definition makes them, so the mean link -- and the cut
+-- were larger, and a few straggler basins of 2-5 members stayed merged with a big one. The
+exact scan is simpler, one call for all the runs of ``runs=R`` (100 populations of 512
+2-D members: ~2 ms against ~60 ms for the trees), and its cost is bounded: O(m^2 D / 2) for
+m <= ``MAX_POINTS`` members, at most half of one generation's own N^2 D pair sums.
+
 :func:`merge_modes` is the de-duplication after polishing: two modes are one when they
-polish to the same point (``cKDTree.query_pairs`` within ``xtol`` in normalised units).
+polish to the same point (within ``xtol`` in normalised units: a direct comparison of a
+run's few modes, the groups of all runs the components of one graph).
 
 :func:`finish` / :func:`run_modes` are what a finished run reports: the modes of each of its
 attempts, polished (:mod:`diffevo.polish`) and merged; :func:`finish_runs` does that for the
@@ -29,16 +42,16 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from scipy.sparse import coo_matrix
+from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components
-from scipy.spatial import cKDTree
 
 from ._device import namespace, to_numpy
 from .evaluation import _OrNaN  # the on_error='nan' wrapper: see _Cost.key
 from .polish import Counted, drive, one_thread_blas, polish_each, polish_modes
 
 __all__ = ["attempt_modes", "attempt_modes_many", "find_modes", "find_modes_many", "finish",
-           "finish_runs", "keep_final", "merge_modes", "min_mode_size", "run_modes"]
+           "finish_runs", "keep_final", "merge_modes", "merge_modes_many", "min_mode_size",
+           "run_modes"]
 
 #: without maxfev, polishing may spend this fraction of the run's popsize * num_step
 POLISH_SHARE = 0.25
@@ -49,14 +62,9 @@ NO_POLISH = ("callback", "interrupted", "error", "timeout")
 #: links longer than PHI times the mean link are cut (Preuss' nearest-better clustering: 2)
 PHI = 2.0
 
-#: at most this many of the best members are clustered (the distance work is O(m k))
+#: at most this many of the best members are clustered (the nearest-better search is
+#: O(m^2 D / 2): at most half of one generation's N^2 D pair sums)
 MAX_POINTS = 4096
-
-#: neighbours searched for a better member before falling back to the best member
-NEIGHBOURS = 32
-
-#: neighbours searched first (most members have a better one among them)
-NEAR = 8
 
 
 def _as_points(x: Any, cost: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -68,7 +76,7 @@ def _as_points(x: Any, cost: Any) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"cost must have one value per member of x ({x.shape[0]}); "
                          f"got {c.shape[0]}")
     keep = np.isfinite(c) & np.isfinite(x).all(axis=1)
-    return x[keep], c[keep]
+    return (x, c) if keep.all() else (x[keep], c[keep])
 
 
 def _unit(x: np.ndarray, scale: Any) -> np.ndarray:
@@ -78,50 +86,12 @@ def _unit(x: np.ndarray, scale: Any) -> np.ndarray:
         positive = s[s > 0]
         s = np.where(s > 0, s, positive.min() if positive.size else 1.0)
     else:
-        s = np.broadcast_to(np.asarray(to_numpy(scale), dtype=np.float64), (x.shape[1],))
-        if not (np.isfinite(s).all() and (s > 0).all()):
+        s = np.asarray(to_numpy(scale), dtype=np.float64)
+        if s.shape != (x.shape[1],):
+            s = np.broadcast_to(s, (x.shape[1],))
+        if not (s.size == 0 or (s.min() > 0 and s.max() < np.inf)):  # NaN fails the first
             raise ValueError(f"scale must be positive and finite; got {scale!r}")
     return s
-
-
-def _nearest_better(u: np.ndarray, order_rank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For every point except the best: (index of its nearest strictly better point, distance).
-
-    "Better" is a lower rank (ranks break ties of equal values by position, so every point
-    but rank 0 has one; neighbours at equal distances count in index order). The NEAR nearest
-    neighbours are searched first, then the NEIGHBOURS nearest for the points with no better
-    one closer than their NEAR-th neighbour (a k-nearest query costs ~k: 1.3 ms for 512
-    points at k = 32, 0.3 ms at k = 8, and the first resolves most points; the answer is the
-    one k = NEIGHBOURS alone gives). The few with no better one among those either (the best
-    of a far clump) are linked to the best point.
-    """
-    m = u.shape[0]
-    tree = cKDTree(u)
-    target = np.full(m, -1)
-    length = np.full(m, np.nan)
-    todo = np.arange(m)
-    for k in sorted({min(m, NEAR), min(m, NEIGHBOURS)}):
-        dist, idx = tree.query(u[todo], k=k)
-        dist, idx = dist.reshape(todo.shape[0], k), idx.reshape(todo.shape[0], k)
-        tied = np.flatnonzero((dist[:, 1:] == dist[:, :-1]).any(axis=1))
-        if tied.size:  # equal distances: the lower index first, whatever the query's order
-            o = np.lexsort((idx[tied], dist[tied]), axis=-1)
-            dist[tied], idx[tied] = (np.take_along_axis(a[tied], o, axis=1) for a in (dist, idx))
-        better = order_rank[idx] < order_rank[todo, None]
-        first = better.argmax(axis=1)
-        found = better.any(axis=1)
-        if k < min(m, NEIGHBOURS):  # only a link shorter than the k-th neighbour is surely the nearest
-            found &= dist[np.arange(todo.shape[0]), first] < dist[:, -1]
-        rows = np.flatnonzero(found)
-        target[todo[rows]], length[todo[rows]] = idx[rows, first[rows]], dist[rows, first[rows]]
-        todo = todo[~found]
-        if not todo.size:
-            break
-    best = int(np.argmin(order_rank))
-    far = todo[todo != best]
-    target[far] = best
-    length[far] = np.linalg.norm(u[far] - u[best], axis=1)
-    return target, length
 
 
 def find_modes(x: Any, cost: Any, *, scale: Any = None, phi: float = PHI,
@@ -149,54 +119,86 @@ def find_modes_many(items: list[tuple[Any, Any, Any]], *, phi: float = PHI,
                     max_points: int = MAX_POINTS, min_size: int = 0) -> list[list[dict]]:
     """``[find_modes(x, cost, scale=scale, ...) for x, cost, scale in items]`` (what the
     runs ending together report; with ``min_size``, only each population's best basin and
-    those of at least ``min_size`` members). The basins of all populations are the
-    connected components of ONE graph (no link joins two populations, and a partition
-    does not depend on how its parts are numbered). Each population keeps its own
-    KD-tree: one tree over all of them (an extra run-index coordinate) was measured
-    slower, 89 ms against 57 ms for 100 x 512 2-D members."""
-    pops, rows, cols, start = [], [], [], 0
+    those of at least ``min_size`` members). The populations of one dimension go through
+    one nearest-better kernel call, one graph (no link joins two populations, and a
+    partition does not depend on how its parts are numbered) and one pass of per-basin
+    sums; every number of a population is computed from its own members only, in their
+    order, so a population's modes do not depend on the others."""
+    pops = []
     for x, cost, scale in items:
         x, c = _as_points(x, cost)
-        order = np.argsort(c, kind="stable")[:max_points]
-        x, c = x[order], c[order]
-        m = x.shape[0]
-        pops.append((x, c, start))
-        if m > 1:
-            target, length = _nearest_better(x / _unit(x, scale), np.arange(m))
-            rank = np.arange(m)  # x is sorted by cost: the rank is the position
-            linked = rank != 0
-            keep = linked & (length <= phi * float(np.mean(length[linked])))
-            rows.append(start + rank[keep])
-            cols.append(start + target[keep])
-        start += m
-    label = np.zeros(start, dtype=np.int64)
-    if rows:
-        r, c = np.concatenate(rows), np.concatenate(cols)
-        graph = coo_matrix((np.ones(r.shape[0]), (r, c)), shape=(start, start))
-        label = connected_components(graph, directed=False)[1]
-    return [_basins(x, c, label[a:a + x.shape[0]], min_size) for x, c, a in pops]
+        pops.append((x, c, np.argsort(c, kind="stable")[:max_points], scale))
+    out: list[list[dict]] = [[] for _ in pops]
+    for d in sorted({x.shape[1] for x, _, _, _ in pops}):
+        group = [k for k, (x, _, _, _) in enumerate(pops) if x.shape[1] == d]
+        for k, modes in zip(group, _cluster([pops[k] for k in group], phi, min_size)):
+            out[k] = modes
+    return out
 
 
-def _basins(x: np.ndarray, c: np.ndarray, label: np.ndarray, min_size: int) -> list[dict]:
-    """The modes of members x sorted by cost c, ``label`` their basins (any numbering):
-    the best basin and those of at least ``min_size`` members (a straggler's spread, one
-    std per basin, would be most of the time spent here)."""
-    m = x.shape[0]
-    if m == 0:
-        return []
-    label = np.unique(label, return_inverse=True)[1].reshape(-1)
+def _cluster(pops: list[tuple], phi: float, min_size: int) -> list[list[dict]]:
+    """The modes of populations ``(x (n, D), cost (n,), order, scale)`` of one D, each
+    clustered on its members ``order`` (the best first)."""
+    from ._nearest import nearest_better  # (Numba is imported once modes are found)
+
+    sizes = np.array([order.shape[0] for _, _, order, _ in pops], dtype=np.int64)
+    offsets = np.concatenate([np.zeros(1, dtype=np.int64), np.cumsum(sizes)])
+    total = int(offsets[-1])
+    if total == 0:
+        return [[] for _ in pops]
+    given = np.cumsum([0] + [x.shape[0] for x, _, _, _ in pops[:-1]])
+    pick = np.concatenate([order + g for (_, _, order, _), g in zip(pops, given)])
+    x = np.concatenate([x for x, _, _, _ in pops])[pick]  # sorted by cost within each population
+    c = np.concatenate([c for _, c, _, _ in pops])[pick]
+    unit = np.stack([_unit(x[a:b], scale) if b - a > 1 else np.ones(x.shape[1])
+                     for (_, _, _, scale), a, b in zip(pops, offsets[:-1].tolist(),
+                                                       offsets[1:].tolist())])
+    target, length = nearest_better(x / np.repeat(unit, sizes, axis=0), offsets)
+    pop = np.repeat(np.arange(len(pops)), sizes)
+    pos = np.arange(total) - offsets[pop]  # the rank in its population (0 = its best)
+    linked = np.flatnonzero(pos > 0)
+    mean = (np.bincount(pop[linked], weights=length[linked], minlength=len(pops))
+            / np.maximum(sizes - 1, 1))  # each population's mean link
+    keep = np.zeros(total, dtype=bool)
+    keep[linked] = length[linked] <= phi * mean[pop[linked]]
+    # member i -> its kept link (a graph of at most one edge per row, built as CSR)
+    indptr = np.zeros(total + 1, dtype=np.int64)
+    np.cumsum(keep, out=indptr[1:])
+    cols = offsets[pop[keep]] + target[keep]
+    graph = csr_matrix((np.ones(cols.shape[0]), cols, indptr), shape=(total, total))
+    label = connected_components(graph, directed=False)[1]
+    return _basins(x, c, label, pop, pos, len(pops), min_size)
+
+
+def _basins(x: np.ndarray, c: np.ndarray, label: np.ndarray, pop: np.ndarray,
+            pos: np.ndarray, npop: int, min_size: int) -> list[list[dict]]:
+    """The modes of populations one after another (``pop`` (M,) each member's population,
+    ``pos`` its position in it; x sorted by cost c within each), ``label`` their basins
+    (any numbering; no basin spans two populations): per population the best basin and
+    those of at least ``min_size`` members, in order of their best value. A basin's sums
+    run over its members in order (``np.bincount``), whatever else is in the batch."""
+    total = x.shape[0]
     ncomp = int(label.max()) + 1
     size = np.bincount(label, minlength=ncomp)
-    first = np.full(ncomp, m)
-    np.minimum.at(first, label, np.arange(m))  # the best member of each basin (x is sorted)
-    modes = []
-    for k, comp in enumerate(np.argsort(first).tolist()):  # in order of their best value
-        if k and size[comp] < min_size:
-            continue
-        members = x[label == comp]
-        modes.append({"x": x[first[comp]].copy(), "fun": float(c[first[comp]]),
-                      "size": int(size[comp]), "spread": members.std(axis=0)})
-    return modes
+    first = np.full(ncomp, total)
+    np.minimum.at(first, label, np.arange(total))  # the best member of each basin
+    comp = np.argsort(first)  # by population, then by the basin's best value
+    comp = comp[(size[comp] >= min_size) | (pos[first[comp]] == 0)]
+    new = np.full(ncomp, -1)
+    new[comp] = np.arange(comp.shape[0])
+    member = np.flatnonzero(new[label] >= 0)  # members of the basins reported
+    lab = new[label[member]]
+    count = size[comp].astype(np.float64)
+    spread = np.empty((comp.shape[0], x.shape[1]))
+    for k in range(x.shape[1]):  # each basin's std (np.std's formula: two passes, ddof 0)
+        xk = x[member, k]
+        dev = xk - (np.bincount(lab, weights=xk, minlength=comp.shape[0]) / count)[lab]
+        spread[:, k] = np.sqrt(np.bincount(lab, weights=dev * dev, minlength=comp.shape[0]) / count)
+    best = first[comp]
+    modes = [{"x": xb, "fun": f, "size": s, "spread": sp}
+             for xb, f, s, sp in zip(x[best], c[best].tolist(), size[comp].tolist(), spread)]
+    ends = np.cumsum(np.bincount(pop[best], minlength=npop)).tolist()
+    return [modes[a:b] for a, b in zip([0, *ends[:-1]], ends)]
 
 
 def merge_modes(modes: list[dict], *, scale: Any, xtol: float = 1e-4) -> list[dict]:
@@ -205,25 +207,64 @@ def merge_modes(modes: list[dict], *, scale: Any, xtol: float = 1e-4) -> list[di
     The merged mode keeps the best ``x``/``fun`` of its group and the summed ``size``;
     the result is sorted by ``fun``.
     """
-    if len(modes) < 2:
-        return [dict(m) for m in modes]
-    pts = np.array([m["x"] for m in modes], dtype=np.float64)
-    u = pts / _unit(pts, scale)
-    pairs = cKDTree(u).query_pairs(xtol, output_type="ndarray")
-    n = len(modes)
-    graph = coo_matrix((np.ones(pairs.shape[0]), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
-    _, label = connected_components(graph, directed=False)
-    merged: dict[int, dict] = {}
-    for mode, lab in zip(modes, label):
-        have = merged.get(int(lab))
-        if have is None:
-            merged[int(lab)] = dict(mode)
-        else:
-            total = have["size"] + mode["size"]
-            if mode["fun"] < have["fun"]:
-                have.update(mode)
-            have["size"] = total
-    return sorted(merged.values(), key=lambda m: m["fun"])
+    return merge_modes_many([(modes, scale)], xtol=xtol)[0]
+
+
+def merge_modes_many(groups: list[tuple[list[dict], Any]], *,
+                     xtol: float = 1e-4) -> list[list[dict]]:
+    """``[merge_modes(modes, scale=scale, xtol=xtol) for modes, scale in groups]``. A run has
+    a few modes: the pairs within ``xtol`` are found by comparing every two modes of a group
+    directly, one vectorised pass over all groups, and the merged groups are the components
+    of one graph over all of them (100 runs of ~7 modes: 0.9 ms, where a KD-tree and a graph
+    per run took 9.7 ms)."""
+    points = {}
+    for g, (modes, scale) in enumerate(groups):
+        if len(modes) > 1:
+            pts = np.array([m["x"] for m in modes], dtype=np.float64)
+            points[g] = pts / _unit(pts, scale)
+    label: dict[int, list[int]] = {}
+    for d in sorted({p.shape[1] for p in points.values()}):  # (one D in minimize's runs)
+        listed = [g for g, p in points.items() if p.shape[1] == d]
+        label.update(zip(listed, _within([points[g] for g in listed], xtol)))
+    out = []
+    for g, (modes, _) in enumerate(groups):
+        if g not in label:
+            out.append([dict(m) for m in modes])
+            continue
+        merged: dict[int, dict] = {}
+        for mode, lab in zip(modes, label[g]):
+            have = merged.get(lab)
+            if have is None:
+                merged[lab] = dict(mode)
+            else:
+                total = have["size"] + mode["size"]
+                if mode["fun"] < have["fun"]:
+                    have.update(mode)
+                have["size"] = total
+        out.append(sorted(merged.values(), key=lambda m: m["fun"]))
+    return out
+
+
+def _within(points: list[np.ndarray], xtol: float) -> list[list[int]]:
+    """Per set of ``points`` ((k, D) arrays of one D): each point's label, the components of
+    the pairs within ``xtol`` (every two points of a set compared; sets never join)."""
+    u = np.concatenate(points)
+    sizes = np.array([p.shape[0] for p in points])
+    starts = np.cumsum(sizes) - sizes
+    k = np.repeat(sizes, sizes)  # each point's set size
+    i = np.repeat(np.arange(u.shape[0]), k)  # each point once per point of its set ...
+    j = (np.arange(i.shape[0]) - np.repeat(np.cumsum(k) - k, k)  # ... paired with each
+         + np.repeat(np.repeat(starts, sizes), k))
+    near = i < j
+    i, j = i[near], j[near]
+    near = ((u[i] - u[j]) ** 2).sum(axis=1) <= xtol * xtol
+    i, j = i[near], j[near]
+    if i.size:
+        graph = coo_matrix((np.ones(i.shape[0]), (i, j)), shape=(u.shape[0], u.shape[0]))
+        lab = connected_components(graph, directed=False)[1]
+    else:
+        lab = np.arange(u.shape[0])
+    return [lab[a:a + n].tolist() for a, n in zip(starts.tolist(), sizes.tolist())]
 
 
 def min_mode_size(popsize: int) -> int:
@@ -344,10 +385,11 @@ def finish_runs(evaluate: Callable | None, finished: list[tuple[Any, dict]]) -> 
         allowed = evaluate is not None and s.polish and not any(k in stop for k in NO_POLISH)
         budget = (s.maxfev - run.nfev if s.maxfev is not None
                   else int(POLISH_SHARE * run.popsize * s.num_step))
-        pop = es.result.get("population")
-        cost = _Cost(evaluate, sign, np if pop is None else namespace(pop))
-        counted = Counted(cost, max(0, budget)) if allowed and modes else None
-        if counted is not None:
+        counted = None
+        if allowed and modes:  # (a run's result is built only when it is polished)
+            pop = es.result.get("population")
+            cost = _Cost(evaluate, sign, np if pop is None else namespace(pop))
+            counted = Counted(cost, max(0, budget))
             lane = polish_each(counted, modes, getattr(es, "bounds", None), None)
             lanes.setdefault(cost.key(), []).append((len(plans), lane, cost))
         plans.append([sign, scale, [dict(m, polished=False) for m in modes], counted])
@@ -357,10 +399,7 @@ def finish_runs(evaluate: Callable | None, finished: list[tuple[Any, dict]]) -> 
                 done = drive([lane for _, lane, _ in group], group[0][2])
                 for (i, _, _), polished in zip(group, done):
                     plans[i][2] = polished
-    out = []
-    for sign, scale, modes, counted in plans:
-        merged = merge_modes(modes, scale=scale)
-        out.append(([{"x": m["x"], "fun": sign * m["fun"], "size": m["size"],
-                      "polished": m["polished"]} for m in merged],
-                    0 if counted is None else counted.nfev))
-    return out
+    merged = merge_modes_many([(modes, scale) for _, scale, modes, _ in plans])
+    return [([{"x": m["x"], "fun": sign * m["fun"], "size": m["size"], "polished": m["polished"]}
+              for m in modes], 0 if counted is None else counted.nfev)
+            for (sign, _, _, counted), modes in zip(plans, merged)]

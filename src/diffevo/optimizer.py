@@ -23,6 +23,7 @@ a retry with the same values continues the run bit for bit. The optimiser pickle
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Sequence
@@ -131,6 +132,7 @@ class DiffusionEvolution:
         state = dict(self.__dict__)
         state["_t0"] = time.perf_counter() - self._t0  # elapsed seconds: timeout spans a resume
         state.pop("_fixed_keys", None)  # holds id(client): recomputed after a load
+        state.pop("_tiled", None)  # the box tiled to a popsize: remade on first use
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -148,10 +150,26 @@ class DiffusionEvolution:
         return self._best_x, self._best_f
 
     def _to_x(self, u):
-        x = self._center + self._scale * u
-        if self._low is not None:
-            x = self._xp.clip(x, self._low, self._high)
-        return x
+        """u (..., N, D) -> x = center + scale u, clipped to the box, in x's dtype.
+
+        The (D,) vectors are tiled to (N D,) and u is seen as (..., N D): an elementwise
+        op against a (D,) vector at small D runs numpy's inner loop D elements at a time
+        (at (100, 512, 2): 1.3 ms per mapping against 0.1 ms); the arithmetic per element
+        is the same."""
+        xp, shape = self._xp, u.shape
+        tiled = self.__dict__.get("_tiled")
+        if tiled is None or tiled[0] != shape[-2:]:  # a popsize's tiling, made once
+            n, d = shape[-2:]
+            tiled = self.__dict__["_tiled"] = (
+                shape[-2:], *(None if a is None else xp.tile(xp.broadcast_to(a, (d,)), n)
+                              for a in (self._center, self._scale, self._low, self._high)))
+        _, center, scale, low, high = tiled
+        flat = u.reshape(*shape[:-2], shape[-2] * shape[-1])
+        x = xp.multiply(flat, scale)
+        x += center
+        if low is not None:
+            xp.clip(x, low, high, out=x)
+        return x.reshape(shape)
 
     @property
     def population(self):
@@ -247,8 +265,11 @@ class DiffusionEvolution:
         """Equal for runs that share a part of a tell: ``'told'`` (statistics and weights:
         one (R, N) reduction each, one batch()), ``'x0'`` (one x0 estimate), ``'step'``."""
         fixed = self.__dict__.get("_fixed_keys")
-        if fixed is None:  # what never changes in a run: computed once (not pickled)
-            fixed = self.__dict__["_fixed_keys"] = self._fixed_keys()
+        if fixed is None:  # what never changes in a run: computed once (not pickled), and
+            # interned: a key is then a short tuple, hashed in a few ns (a batch groups
+            # its runs three times per generation)
+            fixed = self.__dict__["_fixed_keys"] = {
+                k: (_INTERNED.setdefault(v, next(_NUMBERS)),) for k, v in self._fixed_keys().items()}
         if part == "ask":
             return fixed["ask"]
         if part == "told":
@@ -340,6 +361,12 @@ class DiffusionEvolution:
         return (f"DiffusionEvolution(popsize={self.popsize}, ndim={self.ndim}, "
                 f"num_step={self.num_step}, schedule={self.schedule!r}, generation={self.generation}, "
                 f"best={self._best_f:.6g})")
+
+
+#: every distinct fixed key met, numbered (see DiffusionEvolution._key); next() of a
+#: count is atomic, so two threads never give two keys one number
+_INTERNED: dict[tuple, int] = {}
+_NUMBERS = itertools.count()
 
 
 def _estimate(runs: Sequence[DiffusionEvolution], weights: Sequence[Any]) -> list:

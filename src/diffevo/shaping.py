@@ -240,11 +240,13 @@ def weights_rows(shaping: Any, values: Any, finite: Any = None, xp=np, *, each: 
     separate run. Row r equals the weights its weighting gives row r alone.
     """
     r, n = values.shape
+    vectorised = getattr(type(shaping), "batch", Weighting.batch) is not Weighting.batch
+    if finite is None and r > 1 and vectorised:  # every row whole: one call, nothing to place
+        return _checked(shaping, shaping.batch(values), (r, n), xp)
     own = [shaping] * r if each is None else list(each)
     whole = xp.ones(r, dtype=bool) if finite is None else finite.all(axis=1)
     w = xp.zeros((r, n), dtype=xp.float64)
     rows = to_numpy(xp.flatnonzero(whole)).tolist()
-    vectorised = getattr(type(shaping), "batch", Weighting.batch) is not Weighting.batch
     if len(rows) > 1 and vectorised:  # (one row: the 1-D call, without the stacking)
         part = values if len(rows) == r else values[xp.asarray(rows)]
         w[xp.asarray(rows)] = _checked(shaping, shaping.batch(part), (len(rows), n), xp)

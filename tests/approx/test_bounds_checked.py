@@ -48,3 +48,32 @@ def test_grid_kernels_stay_in_bounds(tmp_path):
     result = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True,
                             env=env, timeout=900)
     assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-3000:]
+
+
+NEAREST_SCRIPT = textwrap.dedent("""
+    import numpy as np
+    from diffevo._nearest import nearest_better
+    from diffevo.modes import find_modes_many
+
+    rng = np.random.default_rng(0)
+    for d in (1, 2, 3):
+        sizes = [0, 1, 2, 0, 129, 300, 1, 5]
+        u = np.round(rng.standard_normal((sum(sizes), d)), 1)
+        u[-5:] = 0.0  # all identical
+        offsets = np.concatenate([[0], np.cumsum(sizes)])
+        for rows in (1, 7, 128, 1000):
+            nearest_better(u, offsets, rows=rows)
+        nearest_better(np.zeros((0, d)), [0])
+        nearest_better(np.zeros((1, d)), [0, 1])
+        items = [(u[a:b], (u[a:b] ** 2).sum(axis=1), None) for a, b in zip(offsets[:-1], offsets[1:])]
+        find_modes_many(items, min_size=2)
+    print("ok")
+""")
+
+
+@pytest.mark.slow
+def test_nearest_better_kernel_stays_in_bounds(tmp_path):
+    env = dict(os.environ, NUMBA_BOUNDSCHECK="1", NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    result = subprocess.run([sys.executable, "-c", NEAREST_SCRIPT], check=False,
+                            capture_output=True, text=True, env=env, timeout=900)
+    assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-3000:]

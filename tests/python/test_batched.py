@@ -334,25 +334,6 @@ def test_finish_runs_equals_run_modes_per_run():
             np.testing.assert_array_equal(a["x"], b["x"])
 
 
-def test_two_stage_neighbour_search_equals_one_search(monkeypatch):
-    """find_modes asks the 8 nearest first, the 32 nearest only where that cannot decide:
-    the same modes as asking the 32 nearest at once, also with tied distances and values."""
-    from diffevo import modes as modes_module
-
-    rng = np.random.default_rng(4)
-    cases = [rng.standard_normal((400, 2)), np.round(rng.standard_normal((300, 2)), 1),
-             np.round(rng.standard_normal((200, 3)) * 2)]
-    for x in cases:
-        for cost in ((x ** 2).sum(axis=1), np.zeros(x.shape[0])):
-            two = modes_module.find_modes(x, cost, scale=1.0)
-            monkeypatch.setattr(modes_module, "NEAR", modes_module.NEIGHBOURS)
-            one = modes_module.find_modes(x, cost, scale=1.0)
-            monkeypatch.undo()
-            assert [(m["size"], m["fun"]) for m in two] == [(m["size"], m["fun"]) for m in one]
-            for a, b in zip(two, one):
-                np.testing.assert_array_equal(a["x"], b["x"])
-
-
 def test_a_stateful_user_weighting_is_called_as_in_its_own_run():
     """A weighting without its own batch() is called per run, on its own object: equal
     parameters group the runs' statistics, never their weighting calls."""

@@ -3,12 +3,15 @@ batched runs equal to separate ones. Tolerances are stated where they are used."
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
 import diffevo
 from diffevo import problems
-from diffevo.modes import find_modes, merge_modes
+from diffevo._nearest import nearest_better
+from diffevo.modes import find_modes, find_modes_many, merge_modes
 from diffevo.polish import Counted, _Exhausted, finish, polish_modes
 from diffevo.runner import child_seed
 
@@ -47,6 +50,95 @@ def test_find_modes_returns_one_mode_per_clump_sorted_by_value():
         assert np.abs(MINIMA - m["x"]).max(axis=1).min() < 0.1
     # every member (NaN-free) is in exactly one basin
     assert sum(m["size"] for m in modes) == x.shape[0]
+
+
+def _nearest_better_oracle(u, offsets):
+    """Preuss' definition by brute force: for position i of a population, the nearest of
+    positions 0 .. i-1 (np.argmin: the first, i.e. lowest, of equal distances); squared
+    distances summed coordinate by coordinate, as the kernel sums them."""
+    target, length = np.full(u.shape[0], -1), np.full(u.shape[0], np.nan)
+    for a, b in itertools.pairwise(offsets):
+        for i in range(a + 1, b):
+            d2 = np.zeros(i - a)
+            for k in range(u.shape[1]):
+                d2 = d2 + (u[i, k] - u[a:i, k]) ** 2
+            j = int(np.argmin(d2))
+            target[i], length[i] = j, np.sqrt(d2[j])
+    return target, length
+
+
+@pytest.mark.parametrize("d", [1, 2, 3, 5])
+def test_nearest_better_kernel_equals_brute_force_with_ties(d):
+    # exact equality (same sums in the same order, no FMA): a link to a worse or a farther
+    # point, or a tie given to any but the lowest position, fails. Populations of 0, 1, 2,
+    # 3 members, one of identical points, and ones beyond a block of rows (128); points on
+    # a coarse lattice with duplicates, so equal distances are everywhere.
+    rng = np.random.default_rng(d)
+    sizes = [0, 1, 2, 3, 130, 0, 257, 40, 1, 129, 6]
+    pops = [np.round(rng.standard_normal((n, d)) * 2) / 2 for n in sizes]
+    pops[4][::5] = pops[4][1]
+    pops[10][:] = 0.25  # all identical: every point's nearest better is the best, at 0
+    u = np.concatenate(pops)
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    want_t, want_l = _nearest_better_oracle(u, offsets)
+    assert (want_t[1:] != want_t[:-1]).any() and (want_l == 0).any()  # ties really occur
+    for rows in (1, 3, 128):  # any block of rows gives the same answer
+        got_t, got_l = nearest_better(u, offsets, rows=rows)
+        np.testing.assert_array_equal(got_t, want_t)
+        np.testing.assert_array_equal(got_l, want_l)
+    pos = np.arange(u.shape[0]) - np.repeat(offsets[:-1], sizes)
+    assert ((got_t < pos) & (got_t >= 0) | (pos == 0) & (got_t == -1)).all()  # a better point
+    assert (got_t[offsets[-2]:] <= 0).all() and (got_l[offsets[-2] + 1:] == 0).all()
+    for n in (0, 1):  # alone, with nothing better to link
+        t, length = nearest_better(np.zeros((n, d)), [0, n])
+        assert t.tolist() == [-1] * n and np.isnan(length).all()
+
+
+def test_nearest_better_is_exact_where_the_old_neighbour_search_was_not():
+    # the best of a far clump (at 13) has no better point among its 32 nearest neighbours
+    # (its own clump of 40): the KD-tree search linked it to the best point (at 0, 13 away);
+    # its nearest better point is the one at 3 (10 away)
+    rng = np.random.default_rng(0)
+    x = np.concatenate([[[0.0, 0.0]], [[3.0, 0.0]], [[13.0, 0.0]],
+                        [13.0, 0.0] + 0.01 * rng.standard_normal((40, 2))])
+    t, length = nearest_better(x, [0, x.shape[0]])
+    assert t[2] == 1 and length[2] == 10.0
+    t, length = nearest_better(x[[0, 2, 1]], [0, 3])
+    assert t.tolist() == [-1, 0, 0] and length[1:].tolist() == [13.0, 3.0]
+    with pytest.raises(ValueError, match="offsets"):
+        nearest_better(x, [0, 5])
+
+
+def test_modes_of_populations_in_a_batch_equal_those_alone_bit_for_bit():
+    # sizes around the kernel's block of rows, a population of ties, NaN members, a
+    # given scale and the default one: every number of a mode is its population's own
+    rng = np.random.default_rng(5)
+    items = []
+    for k, n in enumerate((0, 1, 2, 127, 128, 129, 300, 600)):
+        x = rng.choice([-2.0, 0.0, 2.0], (n, 2)) + 0.1 * rng.standard_normal((n, 2))
+        if k == 6:
+            x = np.round(x * 2) / 2
+        c = problems.himmelblau(x) if n else np.zeros(0)
+        if k == 7:
+            c[::9] = np.nan
+        items.append((x, c, None if k % 2 else 10 / 12 ** 0.5))
+    batch = find_modes_many(items, min_size=2)
+    for (x, c, scale), got in zip(items, batch):
+        alone = find_modes_many([(x, c, scale)], min_size=2)[0]
+        assert len(got) == len(alone)
+        for a, b in zip(got, alone):
+            assert a["fun"] == b["fun"] and a["size"] == b["size"]
+            np.testing.assert_array_equal(a["x"], b["x"])
+            np.testing.assert_array_equal(a["spread"], b["spread"])
+    x, c, scale = items[7]
+    assert sum(m["size"] for m in find_modes(x, c, scale=scale)) == np.isfinite(c).sum()
+    # a lattice whose every link is one step (each point has a neighbour nearer the off-grid
+    # minimum): one basin; its spread is the std of all points (per-basin sums in another
+    # order than np.std's: equal to 1e-14 relative)
+    g = np.stack(np.meshgrid(np.arange(10.0), np.arange(7.0) * 0.5), axis=-1).reshape(-1, 2)
+    (mode,) = find_modes(g, ((g - [4.3, 1.6]) ** 2).sum(axis=1), scale=[1.0, 0.5])
+    assert mode["size"] == 70 and mode["x"].tolist() == [4.0, 1.5]
+    np.testing.assert_allclose(mode["spread"], g.std(axis=0), rtol=1e-14)
 
 
 def test_find_modes_ignores_non_finite_members_and_checks_shapes():
