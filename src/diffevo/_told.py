@@ -21,7 +21,7 @@ from .evaluation import told_values
 from .history import generation_stats
 from .shaping import weights_rows
 
-__all__ = ["Told", "per_group", "prepare"]
+__all__ = ["Told", "per_group", "prepare", "stacked"]
 
 
 class Told(NamedTuple):
@@ -76,7 +76,7 @@ def prepare(runs: Sequence[Any], fitnesses: Sequence[Any]) -> list[Told]:
     if any(opt._asked is None for opt in runs):
         raise RuntimeError("tell() needs a population: call ask() first")
     f, finite = _checked(fitnesses, first.popsize, s.nan_policy, xp)
-    x = xp.stack([opt._asked for opt in runs])
+    x = stacked(runs, "_asked")
     cost = -f if s.maximize else f
     gen = generation_stats(cost, f, x, finite, s.maximize, s.entropy_resolution)
     w, weights = s.fitness_shaping, None
@@ -99,3 +99,21 @@ def prepare(runs: Sequence[Any], fitnesses: Sequence[Any]) -> list[Told]:
         out.append(Told(f[r], opt._asked, best, gen_best, span, spread, row,
                         None if weights is None else weights[r]))
     return out
+
+
+def stacked(runs: Sequence[Any], name: str):
+    """``xp.stack([getattr(opt, name) for opt in runs])`` -- or, without a copy, the (R, ...)
+    array those are the rows of, in this order: a batch's step and ask leave each run's
+    ``_u`` / ``_asked`` a row of one array, noted as ``<name>_row = (array, k, row)``. The
+    note counts only while the run still holds that very row (``is``), so a run that
+    changed since, or a batch in another order, is stacked as usual. Read-only use."""
+    note = runs[0].__dict__.get(name + "_row")
+    if note is not None and note[0].shape[0] == len(runs):
+        base = note[0]
+        for k, opt in enumerate(runs):
+            row = opt.__dict__.get(name + "_row")
+            if row is None or row[0] is not base or row[1] != k or getattr(opt, name) is not row[2]:
+                break
+        else:
+            return base
+    return runs[0]._xp.stack([getattr(opt, name) for opt in runs])

@@ -268,12 +268,22 @@ def ddim_step(
 
 
 def _ddim(x_t, x0, at, ap, eta, z, rng):
+    # x_prev = sqrt(ap) x0 + direction eps_t (+ sigma z), eps_t = (x_t - sqrt(at) x0) / sqrt(1 - at),
+    # each product and sum rounded as written, in two population-sized buffers: a
+    # batch's (R, N, D) temporaries are fresh pages for the allocator (7 of them cost
+    # 1.1 ms at (100, 512, 2), the arithmetic 0.2)
+    xp = namespace(x_t)
     sigma = eta * math.sqrt(max((1.0 - ap) / (1.0 - at) * (1.0 - at / ap), 0.0))
-    eps_t = (x_t - math.sqrt(at) * x0) / math.sqrt(1.0 - at)
     direction = math.sqrt(max(1.0 - ap - sigma * sigma, 0.0))
-    x_prev = math.sqrt(ap) * x0 + direction * eps_t
+    eps_t = xp.multiply(x0, math.sqrt(at))
+    xp.subtract(x_t, eps_t, out=eps_t)
+    eps_t /= math.sqrt(1.0 - at)
+    eps_t *= direction
+    x_prev = xp.multiply(x0, math.sqrt(ap))
+    x_prev += eps_t
     if sigma > 0:
         if z is None:
             z = as_generator(rng, x_t).standard_normal(x_t.shape, dtype=x_t.dtype)
-        x_prev = x_prev + sigma * z.astype(x_t.dtype, copy=False)
+        xp.multiply(z.astype(x_t.dtype, copy=False), sigma, out=eps_t)
+        x_prev += eps_t
     return x_prev

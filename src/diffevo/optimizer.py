@@ -35,7 +35,7 @@ from ._device import cupy_module, is_gpu_array, namespace
 from ._random import as_generator
 from ._settings import Settings, check_int, with_options
 from ._space import search_space
-from ._told import Told, per_group, prepare
+from ._told import Told, per_group, prepare, stacked
 from .core import ddim_step, x0_estimate
 from .history import History
 from .result import OptimizeResult, verdict
@@ -133,6 +133,8 @@ class DiffusionEvolution:
         state["_t0"] = time.perf_counter() - self._t0  # elapsed seconds: timeout spans a resume
         state.pop("_fixed_keys", None)  # holds id(client): recomputed after a load
         state.pop("_tiled", None)  # the box tiled to a popsize: remade on first use
+        state.pop("_u_row", None)  # notes of the batch arrays (see stacked): not state
+        state.pop("_asked_row", None)
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -205,10 +207,11 @@ class DiffusionEvolution:
                 groups.setdefault(opt._key("ask"), []).append(opt)
         for runs in groups.values():
             if len(runs) > 1:
-                x = runs[0]._to_x(np.stack([opt._u for opt in runs]))
+                x = runs[0]._to_x(stacked(runs, "_u"))
                 x.flags.writeable = False  # and so every run's view of it
-                for opt, xr in zip(runs, x):
+                for k, (opt, xr) in enumerate(zip(runs, x)):
                     opt._asked = xr
+                    opt._asked_row = (x, k, xr)
         return [opt.ask() for opt in optimizers]
 
     def tell(self, fitness: Any) -> None:
@@ -379,7 +382,7 @@ def _estimate(runs: Sequence[DiffusionEvolution], weights: Sequence[Any]) -> lis
         return [x0_estimate(first._u, weights[0], at, latent=first._latent(), **opts)]
     xp = first._xp
     lat = None if first._proj is None else xp.stack([r._latent() for r in runs])
-    x0u = x0_estimate(xp.stack([r._u for r in runs]), xp.stack(list(weights)), at, latent=lat, **opts)
+    x0u = x0_estimate(stacked(runs, "_u"), xp.stack(list(weights)), at, latent=lat, **opts)
     return [x0u[i] for i in range(len(runs))]
 
 
@@ -399,9 +402,12 @@ def _steps(runs: Sequence[DiffusionEvolution], x0us: Sequence[Any]) -> list:
             opt._rng.standard_normal(out=zr, dtype=zr.dtype)
     elif sigma > 0:
         z = xp.stack([opt._rng.standard_normal(opt._u.shape, dtype=opt._u.dtype) for opt in runs])
-    u = ddim_step(xp.stack([opt._u for opt in runs]), xp.stack(list(x0us)), at, ap,
-                  noise=first.noise, z=z)
-    return [u[i] for i in range(len(runs))]
+    u = ddim_step(stacked(runs, "_u"), xp.stack(list(x0us)), at, ap, noise=first.noise, z=z)
+    rows = [u[i] for i in range(len(runs))]
+    for k, (opt, row) in enumerate(zip(runs, rows)):  # valid once committed (see stacked)
+        opt._u_row = (u, k, row)
+    return rows
+
 
 
 # help(DiffusionEvolution) lists every option: the signature is built from Settings' fields
