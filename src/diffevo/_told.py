@@ -2,7 +2,7 @@
 
 :meth:`diffevo.DiffusionEvolution.tell_batch` groups runs that share a part of a tell
 (:func:`per_group`) and prepares each group's tells at once (:func:`prepare`): the told
-values checked once over (R, N), every statistic one reduction over the stacked members,
+values checked once over (R, N), every statistic from one compiled pass over the members,
 the weights one :func:`diffevo.shaping.weights_rows` call. Row r comes from run r's
 members only, so it equals what run r's own tell computes, bit for bit. Nothing here
 changes an optimiser (a tell is a transaction: see :mod:`diffevo.optimizer`).
@@ -70,7 +70,7 @@ def _checked(fitnesses: Sequence[Any], n: int, nan_policy: str, xp) -> tuple:
 
 def prepare(runs: Sequence[Any], fitnesses: Sequence[Any]) -> list[Told]:
     """What the tells of alike runs (one ``_key('told')``) will commit, their told values
-    checked: every statistic one reduction over the stacked (R, N) values / (R, N, D)
+    checked: every statistic from one compiled pass over the (R, N) values / (R, N, D)
     members, row r computed from run r's members only. Changes nothing."""
     first, xp, s = runs[0], runs[0]._xp, runs[0].settings
     if any(opt._asked is None for opt in runs):

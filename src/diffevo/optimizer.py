@@ -230,7 +230,7 @@ class DiffusionEvolution:
         """``opt.tell(f)`` for R pairs (optimizers, their asked populations' values).
 
         Alike runs (popsize, D, dtype, array module, ...) share every step of the tell:
-        the statistics and history rows (one reduction over (R, N)), the weights (one
+        the statistics and history rows (one compiled pass over (R, N)), the weights (one
         ``Weighting.batch`` call), one batched (R, N, D) :func:`diffevo.x0_estimate` and
         one DDIM step, each run drawing its step noise from its own generator; a run
         only ever sees its own members, so the outcome equals R separate tells, bit for

@@ -1,6 +1,7 @@
-"""The grid's Numba kernels under NUMBA_BOUNDSCHECK=1, in a fresh process and cache: an
-out-of-range index there is silent memory corruption (a query beyond the cell table once
-read past a row of cells and crashed a fresh CI run), here an IndexError."""
+"""The Numba kernels of the grid, of mode finding and of the generation statistics under
+NUMBA_BOUNDSCHECK=1, in a fresh process and cache: an out-of-range index there is silent
+memory corruption (a query beyond the cell table once read past a row of cells and crashed
+a fresh CI run), here an IndexError."""
 
 from __future__ import annotations
 
@@ -75,5 +76,29 @@ NEAREST_SCRIPT = textwrap.dedent("""
 def test_nearest_better_kernel_stays_in_bounds(tmp_path):
     env = dict(os.environ, NUMBA_BOUNDSCHECK="1", NUMBA_CACHE_DIR=str(tmp_path / "cache"))
     result = subprocess.run([sys.executable, "-c", NEAREST_SCRIPT], check=False,
+                            capture_output=True, text=True, env=env, timeout=900)
+    assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-3000:]
+
+
+GENSTATS_SCRIPT = textwrap.dedent("""
+    import numpy as np
+    from diffevo._genstats import stats_rows
+
+    rng = np.random.default_rng(0)
+    for r, n, d in ((1, 0, 2), (3, 1, 1), (2, 7, 0), (40, 600, 2), (5, 64, 9)):  # serial, parallel
+        x = rng.standard_normal((r, n, d))
+        x[:, : n // 2] = np.round(x[:, : n // 2], 1)  # shared cells: probes of the hash table
+        f = rng.standard_normal((r, n))
+        finite = rng.random((r, n)) > 0.3
+        stats_rows(f, f, x, finite, False, 0.1)
+        stats_rows(f, f, x, None, True, 1e-300)  # every member its own cell
+    print("ok")
+""")
+
+
+@pytest.mark.slow
+def test_generation_statistics_kernel_stays_in_bounds(tmp_path):
+    env = dict(os.environ, NUMBA_BOUNDSCHECK="1", NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    result = subprocess.run([sys.executable, "-c", GENSTATS_SCRIPT], check=False,
                             capture_output=True, text=True, env=env, timeout=900)
     assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-3000:]
