@@ -12,7 +12,17 @@ import textwrap
 
 import pytest
 
-SCRIPT = textwrap.dedent("""
+
+def run_bounds_checked(script: str, tmp_path) -> None:
+    """Run ``script`` in a fresh interpreter with bounds checks and its own Numba cache
+    (cached machine code was compiled without them); it must print "ok" last."""
+    env = dict(os.environ, NUMBA_BOUNDSCHECK="1", NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    result = subprocess.run([sys.executable, "-c", script], check=False,
+                            capture_output=True, text=True, env=env, timeout=900)
+    assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-3000:]
+
+
+GRID_SCRIPT = textwrap.dedent("""
     import numpy as np
     import diffevo
     from diffevo import backends
@@ -43,14 +53,6 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-@pytest.mark.slow
-def test_grid_kernels_stay_in_bounds(tmp_path):
-    env = dict(os.environ, NUMBA_BOUNDSCHECK="1", NUMBA_CACHE_DIR=str(tmp_path / "cache"))
-    result = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True,
-                            env=env, timeout=900)
-    assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-3000:]
-
-
 NEAREST_SCRIPT = textwrap.dedent("""
     import numpy as np
     from diffevo._nearest import nearest_better
@@ -72,14 +74,6 @@ NEAREST_SCRIPT = textwrap.dedent("""
 """)
 
 
-@pytest.mark.slow
-def test_nearest_better_kernel_stays_in_bounds(tmp_path):
-    env = dict(os.environ, NUMBA_BOUNDSCHECK="1", NUMBA_CACHE_DIR=str(tmp_path / "cache"))
-    result = subprocess.run([sys.executable, "-c", NEAREST_SCRIPT], check=False,
-                            capture_output=True, text=True, env=env, timeout=900)
-    assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-3000:]
-
-
 GENSTATS_SCRIPT = textwrap.dedent("""
     import numpy as np
     from diffevo._genstats import stats_rows
@@ -97,8 +91,7 @@ GENSTATS_SCRIPT = textwrap.dedent("""
 
 
 @pytest.mark.slow
-def test_generation_statistics_kernel_stays_in_bounds(tmp_path):
-    env = dict(os.environ, NUMBA_BOUNDSCHECK="1", NUMBA_CACHE_DIR=str(tmp_path / "cache"))
-    result = subprocess.run([sys.executable, "-c", GENSTATS_SCRIPT], check=False,
-                            capture_output=True, text=True, env=env, timeout=900)
-    assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-3000:]
+@pytest.mark.parametrize("script", [GRID_SCRIPT, NEAREST_SCRIPT, GENSTATS_SCRIPT],
+                         ids=["grid", "nearest_better", "generation_statistics"])
+def test_kernels_stay_in_bounds(script, tmp_path):
+    run_bounds_checked(script, tmp_path)
