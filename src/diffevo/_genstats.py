@@ -135,6 +135,10 @@ def _row(cost, values, x, finite, maximize, resolution, out, buf, cells, slot_of
 
 
 def _make(parallel: bool):
+    """The kernel, compiled serial or parallel. ``parallel`` is read in the body on purpose:
+    Numba's cache keys a closure by its code and its cells, so without a cell that differs
+    the two variants share one cache entry and the serial one loads the parallel code."""
+
     @njit(cache=True, parallel=parallel)
     def kernel(cost, values, x, finite, maximize, resolution, chunks):
         r, n, d = x.shape
@@ -143,6 +147,7 @@ def _make(parallel: bool):
         size = 1
         while size < 2 * n:
             size *= 2
+        chunks = chunks if parallel else 1
         per = (r + chunks - 1) // chunks
         for c in prange(chunks):  # a chunk of runs: one set of scratch, each run its own members
             buf = np.empty(n, dtype=np.float64)
@@ -154,11 +159,13 @@ def _make(parallel: bool):
                 best[k] = _row(cost[k], values[k], x[k], finite[k], maximize, resolution, out[k],
                                buf, cells, slot_of, count, first)
         return best, out
+
     return kernel
 
 
 _serial = _make(False)
 _parallel = _make(True)
+
 
 #: below this many member-coordinates one thread is faster than a parallel launch
 _PARALLEL_WORK = 1 << 15
@@ -191,7 +198,8 @@ def stats_rows(cost: np.ndarray, values: np.ndarray, x: np.ndarray, finite: np.n
         finite = np.ascontiguousarray(finite, dtype=np.bool_)
     args = (cost, values, x, finite, bool(maximize), float(resolution))
     if x.shape[0] < 2 or x.shape[0] * x.shape[1] * max(x.shape[2], 1) < _PARALLEL_WORK:
-        return _serial(*args, 1)
+        return _serial(*args, 1)  # a launch costs more than a small batch, and leaves
+        # the other workers spinning for milliseconds
     from .backends.numba_backend import _entry_guard  # noqa: PLC0415 - the numba layer's lock
 
     with _entry_guard():  # two parallel launches at once abort on the workqueue layer
