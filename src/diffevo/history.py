@@ -136,6 +136,12 @@ class History:
         # (columns are built when read; a run reads them rarely, a batch books 100s per step)
         self._table: list[tuple] = []
 
+    def __setstate__(self, state: dict) -> None:
+        rows = state.pop("_rows", None)
+        if rows is not None:  # a checkpoint of an earlier 0.1.0 build: one list per column
+            state["_table"] = list(zip(*(rows[k] for k in FIELDS)))
+        self.__dict__.update(state)
+
     def append(self, **row: float) -> None:
         """Add one generation (every column of :data:`FIELDS` as a keyword)."""
         if row.keys() != _COLUMNS:  # one set comparison: two appends per run and generation

@@ -234,6 +234,26 @@ def test_history_arrays_and_csv(tmp_path):
         h.bogus  # noqa: B018
 
 
+def test_history_pickles_and_reads_the_column_layout_of_earlier_checkpoints():
+    import pickle
+
+    from diffevo.history import FIELDS, History
+
+    h = History()
+    for g in range(3):
+        h.append(**{k: float(g * 10 + i) for i, k in enumerate(FIELDS)})
+    back = pickle.loads(pickle.dumps(h))
+    assert back.as_dict().keys() == h.as_dict().keys()
+    for k in FIELDS:
+        np.testing.assert_array_equal(back[k], h[k])
+    # the state an earlier build pickled: one list per column
+    old = History.__new__(History)
+    old.__setstate__({"maximize": False, "_rows": {k: list(h[k]) for k in FIELDS}})
+    for k in FIELDS:
+        np.testing.assert_array_equal(old[k], h[k])
+    assert old.last_row() == h.last_row() and len(old) == 3
+
+
 def test_progress_bar(capsys):
     diffevo.minimize(problems.sphere, bounds=box("sphere", 2), vectorized=True, popsize=8,
                      maxiter=5, seed=0, progress=True, backend=BACKEND)
