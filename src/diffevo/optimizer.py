@@ -409,6 +409,5 @@ def _steps(runs: Sequence[DiffusionEvolution], x0us: Sequence[Any]) -> list:
     return rows
 
 
-
 # help(DiffusionEvolution) lists every option: the signature is built from Settings' fields
 DiffusionEvolution.__init__.__signature__ = with_options(DiffusionEvolution.__init__)

@@ -97,3 +97,38 @@ def test_append_many_equals_append():
         assert a.last_values() == tuple(b.last_row().values())
     with pytest.raises(TypeError, match="append_many"):
         History.append_many(many, [(1.0, 2.0)] * 3)
+
+
+def test_a_batch_reuses_its_own_rows_only_in_their_order():
+    from diffevo._told import stacked
+
+    def sphere(x):
+        return (np.asarray(x) ** 2).sum(axis=1)
+
+    runs = [DiffusionEvolution(48, bounds=[(-3, 3)] * 2, seed=s, num_step=6, backend="numpy")
+            for s in range(4)]
+    twins = [DiffusionEvolution(48, bounds=[(-3, 3)] * 2, seed=s, num_step=6, backend="numpy")
+             for s in range(4)]
+    order = [0, 1, 2, 3]
+    for g in range(5):
+        xs = DiffusionEvolution.ask_batch([runs[i] for i in order])
+        DiffusionEvolution.tell_batch([runs[i] for i in order], [sphere(x) for x in xs])
+        for t in twins:
+            t.tell(sphere(t.ask()))
+        base = runs[order[0]]._u.base
+        assert stacked([runs[i] for i in order], "_u") is base  # the step's array, no copy
+        permuted = [runs[i] for i in reversed(order)]
+        again = stacked(permuted, "_u")  # another order: a copy, in that order
+        assert again is not base and np.array_equal(again, np.stack([r._u for r in permuted]))
+        if g == 2:  # one run told alone: its row is no longer the batch's
+            lone = runs[order[1]]
+            lone.tell(sphere(lone.ask()))
+            twins[order[1]].tell(sphere(twins[order[1]].ask()))
+            assert stacked([runs[i] for i in order], "_u") is not base
+            break
+        order = order[::-1] if g % 2 else order[1:] + order[:1]
+    for r, t in zip(runs, twins):
+        np.testing.assert_array_equal(r._u, t._u)
+        same = [np.array_equal(a, b) for a, b in zip(r.history.as_dict().values(),
+                                                      t.history.as_dict().values())]
+        assert all(same[:-1])  # every column but the clock
