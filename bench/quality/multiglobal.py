@@ -1,0 +1,146 @@
+"""Functions with several global optima: how many of them ``result.modes`` holds.
+
+    python bench/quality/multiglobal.py --seeds 20 --json bench/results/multiglobal-znver4-2cpu-2026-12-02.json
+
+For each function (the niching benchmarks of CEC 2013 and two classics) every global
+optimum is found first by a dense grid and L-BFGS-B (scipy); a run finds an optimum when
+one of its modes lies within 1e-3 of it (Euclidean, objective coordinates) with a value
+within 1e-6 of the global value -- the check of issue 13 for Himmelblau. ``minimize`` /
+``maximize`` run with the defaults (and ``vectorized=True``) on the function's box; the
+functions with many optima are also run with restarts (the modes of every attempt are
+merged), at the budget CEC 2013 gives them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import minimize as scipy_minimize
+
+import diffevo
+
+
+def himmelblau(x):
+    return (x[:, 0] ** 2 + x[:, 1] - 11) ** 2 + (x[:, 0] + x[:, 1] ** 2 - 7) ** 2
+
+
+def camel(x):  # six-hump camel back
+    a, b = x[:, 0], x[:, 1]
+    return (4 - 2.1 * a**2 + a**4 / 3) * a**2 + a * b + (-4 + 4 * b**2) * b**2
+
+
+def branin(x):
+    a, b = x[:, 0], x[:, 1]
+    return ((b - 5.1 / (4 * np.pi**2) * a**2 + 5 / np.pi * a - 6) ** 2
+            + 10 * (1 - 1 / (8 * np.pi)) * np.cos(a) + 10)
+
+
+def equal_maxima(x):  # CEC 2013 F2 (maximised)
+    return np.sin(5 * np.pi * x[:, 0]) ** 6
+
+
+def modified_rastrigin(x):  # CEC 2013 F10, k = (3, 4) (maximised): 12 global maxima
+    return -(10 + 9 * np.cos(2 * np.pi * np.array([3.0, 4.0]) * x)).sum(axis=1)
+
+
+def shubert(x):  # CEC 2013 F6, 2-D: 18 global minima
+    out = np.ones(x.shape[0])
+    for d in range(x.shape[1]):
+        out *= sum(i * np.cos((i + 1) * x[:, d] + i) for i in range(1, 6))
+    return out
+
+
+def vincent(x):  # CEC 2013 F7, 2-D (maximised): 36 global maxima
+    return np.mean(np.sin(10 * np.log(x)), axis=1)
+
+
+# name: (function, box per coordinate, dimensions, maximise, the CEC budget or None)
+FUNCTIONS = {
+    "himmelblau": (himmelblau, (-6.0, 6.0), 2, False, None),
+    "six_hump_camel": (camel, ((-3.0, 3.0), (-2.0, 2.0)), 2, False, None),
+    "branin": (branin, ((-5.0, 10.0), (0.0, 15.0)), 2, False, None),
+    "equal_maxima": (equal_maxima, (0.0, 1.0), 1, True, None),
+    "modified_rastrigin": (modified_rastrigin, (0.0, 1.0), 2, True, None),
+    "shubert": (shubert, (-10.0, 10.0), 2, False, 200_000),
+    "vincent": (vincent, (0.25, 10.0), 2, True, 400_000),
+}
+
+
+def box(spec, d: int) -> list[tuple[float, float]]:
+    return list(spec) if isinstance(spec[0], tuple) else [spec] * d
+
+
+def known_optima(f, bounds, maximize: bool, grid: int = 400) -> tuple[float, np.ndarray]:
+    """(global value, (k, D) every global optimum) by a grid and L-BFGS-B from its best."""
+    sign = -1.0 if maximize else 1.0
+    axes = [np.linspace(lo, hi, grid if len(bounds) == 2 else 20 * grid) for lo, hi in bounds]
+    pts = np.stack(np.meshgrid(*axes), -1).reshape(-1, len(bounds))
+    start = pts[np.argsort(sign * f(pts))[:4000]]
+    found = []
+    for x in start:
+        r = scipy_minimize(lambda z: sign * f(z[None])[0], x, method="L-BFGS-B", bounds=bounds,
+                           options={"ftol": 1e-15, "gtol": 1e-12})
+        found.append((r.fun, r.x))
+    best = min(v for v, _ in found)
+    optima: list[np.ndarray] = []
+    for v, x in found:
+        if v < best + 1e-8 and all(np.linalg.norm(x - o) > 1e-3 for o in optima):
+            optima.append(x)
+    return sign * best, np.array(optima)
+
+
+def count(res, optima: np.ndarray, value: float) -> int:
+    xs = np.array([m["x"] for m in res.modes]).reshape(len(res.modes), -1)
+    fs = np.array([m["fun"] for m in res.modes])
+    good = xs[np.abs(fs - value) < 1e-6]
+    if not len(good):
+        return 0
+    return int(sum(np.min(np.linalg.norm(good - o, axis=1)) < 1e-3 for o in optima))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument("--functions", default=",".join(FUNCTIONS))
+    ap.add_argument("--json", type=Path, required=True)
+    a = ap.parse_args(argv)
+    out: dict = {"what": __doc__.split("\n\n")[0], "seeds": a.seeds, "results": {},
+                 "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(),
+                             "diffevo": diffevo.__version__}}
+    for name in a.functions.split(","):
+        f, spec, d, maximize, budget = FUNCTIONS[name]
+        bounds = box(spec, d)
+        value, optima = known_optima(f, bounds, maximize)
+        solve = diffevo.maximize if maximize else diffevo.minimize
+        settings = {"defaults": {}}
+        if budget is not None:  # attempts of the default 1024 x 50 that fit the CEC budget
+            settings["restarts"] = {"restarts": budget // 51_200 - 1, "restart_popsize_factor": 1.0}
+        cells = {}
+        for label, kw in settings.items():
+            t = time.perf_counter()
+            found, nfev = [], []
+            for s in range(a.seeds):
+                res = solve(f, bounds=bounds, vectorized=True, seed=s, **kw)
+                found.append(count(res, optima, value))
+                nfev.append(int(res.nfev))
+            cells[label] = {"options": kw, "found": found, "mean_found": float(np.mean(found)),
+                            "all_found": int(sum(k == len(optima) for k in found)),
+                            "max_nfev": max(nfev), "seconds": time.perf_counter() - t}
+            print(f"{name:19s} {label:8s} optima {len(optima):2d}: all found in "
+                  f"{cells[label]['all_found']}/{a.seeds} runs, mean {np.mean(found):.1f} "
+                  f"(max nfev {max(nfev)})", flush=True)
+        out["results"][name] = {"optima": len(optima), "value": value, "box": bounds, **cells}
+    a.json.parent.mkdir(parents=True, exist_ok=True)
+    a.json.write_text(json.dumps(out, indent=1))
+    print(f"wrote {a.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
