@@ -242,3 +242,22 @@ def test_a_target_reached_by_polishing_counts_as_reached():
                            maxiter=20, ftarget=1e-12, seed=0)
     assert min(res.history.best_ever) > 1e-12
     assert res.fun <= 1e-12 and res.success and res.stop.get("ftarget") == 1e-12
+
+
+def test_a_basin_of_three_members_in_a_large_population_is_reported_and_polished():
+    # 1021 members on three Himmelblau minima, 3 near the fourth (a basin the population
+    # was about to lose): the run's modes hold all four, each polished to f < 1e-10
+    from diffevo.modes import attempt_modes_many, min_mode_size
+
+    rng = np.random.default_rng(3)
+    x = np.vstack([m + 0.05 * rng.standard_normal((n, 2)) for m, n in zip(MINIMA, (340, 340, 341, 3))])
+    c = problems.himmelblau(x)
+    size = min_mode_size(x.shape[0])
+    assert size <= 3
+    found = attempt_modes_many([([(x, c)], None, size)])[0]
+    assert len(found) == 4
+    modes, _ = finish(problems.himmelblau, [(x, c)], bounds=None, scale=None, maxfev=2000,
+                      min_size=size)
+    assert len(modes) == 4 and all(m["fun"] < 1e-10 and m["polished"] for m in modes)
+    for m in MINIMA:
+        assert min(np.linalg.norm(md["x"] - m) for md in modes) < 1e-4
