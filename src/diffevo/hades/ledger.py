@@ -17,7 +17,7 @@ import numpy as np
 
 from .._settings import Settings
 from ..evaluation import told_values
-from ..history import History, population_spread, position_entropy, value_stats
+from ..history import History, generation_stats
 from ..result import OptimizeResult, verdict
 
 __all__ = ["Ledger"]
@@ -75,17 +75,19 @@ class Ledger:
                 self.best_x, self.best_f = x[i].copy(), gen_best
         else:
             gen_best = math.nan
-        stats, self.gen_range = value_stats(values[finite], self.run.maximize)
+        # every statistic in one pass (diffevo._genstats), as DiffusionEvolution books them
+        [(_, _, mean, median, worst, self.gen_range, spread, entropy)] = generation_stats(
+            np.where(finite, -fit, np.inf)[None], values[None], x[None], finite[None],
+            self.run.maximize, self.run.entropy_resolution)
         self.gen_best.append(gen_best)
         self.generation += 1
         self.nfev += self.popsize
         self.last_x, self.last_values = x, values
-        self.last_spread = population_spread(x)
+        self.last_spread = spread
         self.history.append(
             generation=self.generation, restart=self.restart, nfev=self.nfev, best=gen_best,
-            best_ever=self.best_f, spread=self.last_spread,
-            entropy=position_entropy(x, self.run.entropy_resolution),
-            time=time.perf_counter() - self.t0, **stats)
+            best_ever=self.best_f, mean=mean, median=median, worst=worst, spread=spread,
+            entropy=entropy, time=time.perf_counter() - self.t0)
 
     def stop(self) -> dict[str, Any]:
         """The criteria that fire now, ``{name: threshold}``, as DiffusionEvolution.stop."""
