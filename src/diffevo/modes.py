@@ -50,7 +50,7 @@ from .evaluation import _OrNaN  # the on_error='nan' wrapper: see _Cost.key
 from .polish import Counted, drive, one_thread_blas, polish_each, polish_modes
 
 __all__ = ["attempt_modes", "attempt_modes_many", "find_modes", "find_modes_many", "finish",
-           "finish_runs", "keep_final", "merge_modes", "merge_modes_many", "min_mode_size",
+           "finish_runs", "keep_final", "keep_snapshot", "lost_basins", "merge_modes", "merge_modes_many", "min_mode_size",
            "run_modes"]
 
 #: without maxfev, polishing may spend this fraction of the run's popsize * num_step
@@ -58,6 +58,18 @@ POLISH_SHARE = 0.25
 
 #: criteria after which a run is not polished (the user or the clock said stop)
 NO_POLISH = ("callback", "interrupted", "error", "timeout")
+
+#: the fractions of an attempt's schedule after which its population is kept for
+#: :func:`lost_basins` (polish on): Vincent's narrowest maxima hold 14-25 members at half the
+#: schedule and none at the end (their members leave in the last 15 generations of 50)
+SNAPSHOT_AT = (0.5, 0.7, 0.85)
+
+#: the nearest-better cut of the earlier populations (finer than PHI: a candidate too many
+#: costs HILL_TESTS evaluations, two basins merged into one candidate lose one of them)
+SNAPSHOT_PHI = 1.2
+
+#: points of the hill-valley test between a candidate of an earlier generation and a mode
+HILL_TESTS = 5
 
 #: links longer than PHI times the mean link are cut (Preuss' nearest-better clustering: 2)
 PHI = 2.0
@@ -283,19 +295,19 @@ def min_mode_size(popsize: int) -> int:
     return 2
 
 
-def attempt_modes(finals: list, scale: Any, min_size: int) -> list[dict]:
+def attempt_modes(finals: list, scale: Any, min_size: int, phi: float = PHI) -> list[dict]:
     """The modes of every attempt of a run, ``finals`` one ``(population (n, D), costs (n,))``
     per attempt: each attempt's best basin and those of at least ``min_size`` members,
     sorted by cost (see :func:`find_modes` for the keys)."""
-    return attempt_modes_many([(finals, scale, min_size)])[0]
+    return attempt_modes_many([(finals, scale, min_size)], phi=phi)[0]
 
 
-def attempt_modes_many(runs: list[tuple[list, Any, int]]) -> list[list[dict]]:
+def attempt_modes_many(runs: list[tuple[list, Any, int]], phi: float = PHI) -> list[list[dict]]:
     """``[attempt_modes(finals, scale, min_size) for ... in runs]``: every attempt of every
     run clustered in one :func:`find_modes_many` call."""
     sizes = {min_size for _, _, min_size in runs}  # one popsize: stragglers dropped at once
     found = iter(find_modes_many([(x, c, scale) for finals, scale, _ in runs for x, c in finals],
-                                 min_size=sizes.pop() if len(sizes) == 1 else 0))
+                                 phi=phi, min_size=sizes.pop() if len(sizes) == 1 else 0))
     out = []
     for finals, _, min_size in runs:
         modes = []
@@ -314,6 +326,46 @@ def keep_final(finals: list, es: Any, maximize: bool) -> None:
         return
     c = np.asarray(to_numpy(values), dtype=np.float64)
     finals.append((np.asarray(to_numpy(pop), dtype=np.float64), -c if maximize else c))
+
+
+def keep_snapshot(snapshots: list, es: Any, maximize: bool) -> None:
+    """After a generation: append ``(population, costs)`` of the attempt ``es`` when it has
+    just told the generation at one of the fractions ``SNAPSHOT_AT`` of its schedule (a
+    strategy without ``num_step`` / ``generation`` keeps none)."""
+    num, gen = getattr(es, "num_step", None), getattr(es, "generation", None)
+    if isinstance(num, int) and isinstance(gen, int) and gen in {int(f * num) for f in SNAPSHOT_AT}:
+        keep_final(snapshots, es, maximize)
+
+
+def lost_basins(counted: Counted, modes: list[dict], candidates: list[dict],
+                scale: Any) -> list[dict]:
+    """The ``candidates`` (modes of earlier generations) whose basin none of ``modes`` holds.
+
+    Each candidate is compared with its nearest mode (in units of ``scale``) by the
+    hill-valley test of HillVallEA (Maree et al. 2018): ``HILL_TESTS`` points evenly inside
+    the segment between them are evaluated; the two are in one basin unless one of those
+    points is worse than both ends. ONE call of ``counted`` for all candidates; none is kept
+    when the budget does not hold the test points.
+
+    Returns:
+        The candidates in other basins, ``size`` 0 (no member of the final population is in
+        them), best first.
+    """
+    if not candidates or not modes:
+        return []
+    mx = np.array([m["x"] for m in modes], dtype=np.float64)
+    cx = np.array([c["x"] for c in candidates], dtype=np.float64)
+    unit = _unit(np.concatenate([mx, cx]), scale)
+    dist = (((cx[:, None, :] - mx[None, :, :]) / unit) ** 2).sum(axis=2)
+    near = dist.argmin(axis=1)
+    t = np.arange(1, HILL_TESTS + 1) / (HILL_TESTS + 1)
+    pts = cx[:, None, :] + t[None, :, None] * (mx[near] - cx)[:, None, :]
+    if pts.shape[0] * pts.shape[1] > counted.left:
+        return []
+    vals = counted(pts.reshape(-1, cx.shape[1])).reshape(pts.shape[:2])
+    ends = np.maximum([c["fun"] for c in candidates], [modes[k]["fun"] for k in near])
+    hill = vals.max(axis=1) > ends
+    return [dict(c, size=0) for c, h in zip(candidates, hill) if h]
 
 
 def finish(cost: Callable[[np.ndarray], Any], finals: list[tuple[np.ndarray, np.ndarray]], *,
@@ -377,6 +429,15 @@ def run_modes(evaluate: Callable | None, run: Any, stop: dict) -> tuple[list[dic
     return finish_runs(evaluate, [(run, stop)])[0]
 
 
+def _drive_lanes(lanes: dict, plans: list, replace: bool) -> None:
+    """Drive each group of polish lanes (one objective call per round for a group) and put
+    each run's polished modes in its plan (replacing its modes, or added to them)."""
+    for group in lanes.values():
+        done = drive([lane for _, lane, _ in group], group[0][2])
+        for (i, _, _), polished in zip(group, done):
+            plans[i][2] = polished if replace else plans[i][2] + polished
+
+
 def finish_runs(evaluate: Callable | None, finished: list[tuple[Any, dict]]) -> list[tuple]:
     """:func:`run_modes` of several runs ``[(run, stop), ...]`` at once: their polishes
     advance in lockstep (:func:`drive`), one objective call per round for all of them,
@@ -401,10 +462,23 @@ def finish_runs(evaluate: Callable | None, finished: list[tuple[Any, dict]]) -> 
         plans.append([sign, scale, [dict(m, polished=False) for m in modes], counted])
     if lanes:
         with one_thread_blas():
+            _drive_lanes(lanes, plans, replace=True)
+            # then, with what polishing them left: basins the population held earlier in the
+            # run and had left by its end (lost_basins), polished too
+            later: dict = {}
             for group in lanes.values():
-                done = drive([lane for _, lane, _ in group], group[0][2])
-                for (i, _, _), polished in zip(group, done):
-                    plans[i][2] = polished
+                for i, _, cost in group:
+                    run, counted = finished[i][0], plans[i][3]
+                    snapshots = getattr(run, "snapshots", [])
+                    if not snapshots or counted.left <= 0:
+                        continue
+                    earlier = attempt_modes(snapshots, plans[i][1], min_mode_size(run.popsize),
+                                            phi=SNAPSHOT_PHI)
+                    lost = lost_basins(counted, plans[i][2], earlier, plans[i][1])
+                    if lost:
+                        lane = polish_each(counted, lost, getattr(run.es, "bounds", None), None)
+                        later.setdefault(cost.key(), []).append((i, lane, cost))
+            _drive_lanes(later, plans, replace=False)
     merged = merge_modes_many([(modes, scale) for _, scale, modes, _ in plans])
     return [([{"x": m["x"], "fun": sign * m["fun"], "size": m["size"], "polished": m["polished"]}
               for m in modes], 0 if counted is None else counted.nfev)

@@ -36,6 +36,14 @@ FD_STEP = math.sqrt(np.finfo(np.float64).eps)
 #: L-BFGS-B's options (scipy's names): the tolerances ask for every digit, within the budget
 LBFGSB = {"ftol": 1e-15, "gtol": 1e-12, "maxls": 40, "maxcor": 10, "maxiter": 15000}
 
+#: Nelder-Mead stops when the simplex's values agree within this fraction of the best value
+#: (64 float64 epsilons: what rounding leaves of a converged simplex)
+NM_FATOL = 64 * np.finfo(np.float64).eps
+
+#: Nelder-Mead's evaluations per mode are capped at this many per simplex vertex (D + 1), so
+#: a noisy objective cannot spend the budget of every other mode on one
+NM_MAXFEV = 1000
+
 #: a generator that yields stencil requests ``(x, high)`` (:func:`_fg`), is sent what
 #: :func:`_stencils` computed for each, and returns its result
 Steps = Generator[tuple, tuple, Any]
@@ -133,23 +141,33 @@ def _stencils(asks: list[tuple], evaluate: Callable[[np.ndarray], Any]) -> list[
     return [(pts[k], raw[k], float(f[k, 0]), grad[k]) for k in range(rows)]
 
 
-def _lbfgsb(counted: Counted, x0: np.ndarray, low, high, maxfun: int) -> Steps:
+def _lbfgsb(counted: Counted, x0: np.ndarray, low, high, maxfun: int,
+            unit: np.ndarray | None = None) -> Steps:
     """scipy's L-BFGS-B loop (``scipy.optimize._lbfgsb_py._minimize_lbfgsb``, with a
     ``jac=True`` function) step for step, as a generator of stencils; returns success.
 
     Like scipy's ScalarFunction it evaluates x0 first and re-evaluates only when the routine
-    asks for a point different from the last one; the bounds are encoded as scipy does."""
+    asks for a point different from the last one; the bounds are encoded as scipy does.
+    With ``unit`` (D,) > 0 the routine works in ``z = x / unit`` (its first step has length
+    1 in z: one unit, not 1 in x, which jumped out of basins narrower than 1)."""
+    unit = np.ones(x0.shape[0]) if unit is None else np.asarray(unit, dtype=np.float64)
+    x0 = x0 / unit
+    if low is not None:
+        low, high_z = low / unit, high / unit
+    else:
+        high_z = None
     from scipy.optimize import _lbfgsb  # noqa: PLC0415 - private: checked by _lockstep_ok
 
     n, m = x0.shape[0], LBFGSB["maxcor"]
     lo, up, nbd = np.zeros(n), np.zeros(n), np.zeros(n, np.int32)
     if low is not None:
-        fl, fu = np.isfinite(low), np.isfinite(high)
-        lo[fl], up[fu] = low[fl], high[fu]
+        fl, fu = np.isfinite(low), np.isfinite(high_z)
+        lo[fl], up[fu] = low[fl], high_z[fu]
         nbd[:] = np.where(fl & fu, 2, np.where(fl, 1, np.where(fu, 3, 0)))
     x = np.array(x0, dtype=np.float64)
     last = x.copy()
-    value, grad = yield from _fg(counted, last, high)
+    value, grad = yield from _fg(counted, last * unit, high)
+    grad = grad * unit
     nfev, nit = 1, 0
     f, g = np.array(0.0, dtype=np.float64), np.zeros(n)
     wa = np.zeros(2 * m * n + 5 * n + 11 * m * m + 8 * m)
@@ -163,7 +181,8 @@ def _lbfgsb(counted: Counted, x0: np.ndarray, low, high, maxfun: int) -> Steps:
         if task[0] == 3:  # f and g at x
             if not (x == last).all():  # np.array_equal, as scipy's cache, without its checks
                 last = x.copy()
-                value, grad = yield from _fg(counted, last, high)
+                value, grad = yield from _fg(counted, last * unit, high)
+                grad = grad * unit
                 nfev += 1
             f, g = value, grad
         elif task[0] == 1:  # a new iteration
@@ -176,13 +195,17 @@ def _lbfgsb(counted: Counted, x0: np.ndarray, low, high, maxfun: int) -> Steps:
             return task[0] == 4
 
 
-def _lbfgsb_scipy(counted: Counted, x0: np.ndarray, low, high, maxfun: int) -> bool:
+def _lbfgsb_scipy(counted: Counted, x0: np.ndarray, low, high, maxfun: int,
+                  unit: np.ndarray | None = None) -> bool:
     """The same through ``scipy.optimize.minimize`` (one synchronous solve)."""
-    def fg(x):
-        return drive([_fg(counted, x, high)], counted.fun)[0]
+    unit = np.ones(x0.shape[0]) if unit is None else np.asarray(unit, dtype=np.float64)
+
+    def fg(z):
+        value, grad = drive([_fg(counted, z * unit, high)], counted.fun)[0]
+        return value, grad * unit
     options = {k: v for k, v in LBFGSB.items() if k not in ("maxcor", "maxiter")}
-    res = _scipy_minimize(fg, x0, jac=True, method="L-BFGS-B",
-                          bounds=None if low is None else list(zip(low, high)),
+    res = _scipy_minimize(fg, x0 / unit, jac=True, method="L-BFGS-B",
+                          bounds=None if low is None else list(zip(low / unit, high / unit)),
                           options=dict(options, maxfun=maxfun))
     return bool(res.success)
 
@@ -238,6 +261,17 @@ def drive(lanes: list[Steps], evaluate: Callable[[np.ndarray], Any]) -> list:
     return results
 
 
+def _unit(spread: Any, x: np.ndarray) -> np.ndarray | None:
+    """L-BFGS-B's unit per coordinate: the mode's spread where it has one (a basin of
+    members), at least 1e-8 max(1, |x|); None (units of x) without a spread."""
+    if spread is None:
+        return None
+    s = np.asarray(spread, dtype=np.float64)
+    if not (s.shape == x.shape and np.isfinite(s).all() and (s > 0).any()):
+        return None
+    return np.where(s > 0, np.maximum(s, 1e-8 * np.maximum(1.0, np.abs(x))), 1.0)
+
+
 def _polish_mode(counted: Counted, x: Any, bounds, spread, maxfev: int) -> Steps:
     """:func:`polish_mode` as a generator of stencils (Nelder-Mead, rare, evaluates alone)."""
     x = np.asarray(x, dtype=np.float64)
@@ -249,9 +283,9 @@ def _polish_mode(counted: Counted, x: Any, bounds, spread, maxfev: int) -> Steps
     maxfun = max(1, local.left // (d + 1))
     try:
         if _lockstep_ok():
-            converged = yield from _lbfgsb(local, x, low, high, maxfun)
+            converged = yield from _lbfgsb(local, x, low, high, maxfun, _unit(spread, x))
         else:
-            converged = _lbfgsb_scipy(local, x, low, high, maxfun)
+            converged = _lbfgsb_scipy(local, x, low, high, maxfun, _unit(spread, x))
     except _Exhausted:
         converged = True  # out of budget: nothing more to do
     if not converged and local.left > d + 1 and local.best_x is not None:
@@ -263,10 +297,15 @@ def _polish_mode(counted: Counted, x: Any, bounds, spread, maxfev: int) -> Steps
         if low is not None:
             simplex = np.clip(simplex, low, high)
         try:
+            # fatol relative to the value: an absolute 1e-15 is below the rounding of a value
+            # of 54 (Shubert's local minima), the simplex never met it and one mode spent the
+            # whole polishing budget (19,802 evaluations), leaving 38 of 111 modes unpolished
+            fatol = max(1e-15, NM_FATOL * abs(local.best_f))
             _scipy_minimize(local.one, start, method="Nelder-Mead",
                             bounds=None if bounds is None else list(zip(low, high)),
-                            options={"initial_simplex": simplex, "maxfev": local.left,
-                                     "xatol": 1e-12, "fatol": 1e-15})
+                            options={"initial_simplex": simplex,
+                                     "maxfev": min(local.left, NM_MAXFEV * (d + 1)),
+                                     "xatol": 1e-12, "fatol": fatol})
         except _Exhausted:
             pass
     if local.best_x is None:

@@ -36,7 +36,7 @@ from .checkpoint import load_checkpoint, save_checkpoint, writable_path
 from .evaluation import Evaluator
 from .history import History
 from .modes import finish_runs as modes_of_runs
-from .modes import keep_final
+from .modes import keep_final, keep_snapshot
 from .result import OptimizeResult, verdict
 from .strategies import get as get_strategy
 
@@ -99,6 +99,7 @@ class Run:
         self.fresh = True  # no generation yet in this attempt: its stop criteria wait for one
         self.result: OptimizeResult | None = None
         self.finals: list = []  # (population, costs) of each attempt's end: the modes
+        self.snapshots: list = []  # (population, costs) earlier in each attempt: lost basins
         self.es = make(popsize, seed, settings.maxfev, settings.timeout)
 
     def __getstate__(self) -> dict:
@@ -108,6 +109,7 @@ class Run:
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
+        self.__dict__.setdefault("snapshots", [])  # (a checkpoint of a version before them)
         self.t0 = time.perf_counter() - state["t0"]
 
     def _better(self, f: float) -> bool:
@@ -118,6 +120,8 @@ class Run:
         and last history row); returns the row, appended unless ``append`` is False."""
         x, fun = self.es.best
         self.fresh = False
+        if self.settings.polish:
+            keep_snapshot(self.snapshots, self.es, self.settings.maximize)
         self.nit += 1
         self.nfev += evaluated
         if x is not None and (self.best_x is None or self._better(fun)):
