@@ -41,6 +41,13 @@ def branin(x):
             + 10 * (1 - 1 / (8 * np.pi)) * np.cos(a) + 10)
 
 
+def five_uneven_peak_trap(x):  # CEC 2013 F1 (maximised): two global maxima, at the bounds
+    x = x[:, 0]
+    return np.select([x < 2.5, x < 5, x < 7.5, x < 12.5, x < 17.5, x < 22.5, x < 27.5],
+                     [80 * (2.5 - x), 64 * (x - 2.5), 64 * (7.5 - x), 28 * (x - 7.5),
+                      28 * (17.5 - x), 32 * (x - 17.5), 32 * (27.5 - x)], 80 * (x - 27.5))
+
+
 def equal_maxima(x):  # CEC 2013 F2 (maximised)
     return np.sin(5 * np.pi * x[:, 0]) ** 6
 
@@ -65,7 +72,9 @@ FUNCTIONS = {
     "himmelblau": (himmelblau, (-6.0, 6.0), 2, False, None),
     "six_hump_camel": (camel, ((-3.0, 3.0), (-2.0, 2.0)), 2, False, None),
     "branin": (branin, ((-5.0, 10.0), (0.0, 15.0)), 2, False, None),
+    "five_uneven_peak_trap": (five_uneven_peak_trap, (0.0, 30.0), 1, True, None),
     "equal_maxima": (equal_maxima, (0.0, 1.0), 1, True, None),
+    "vincent_1d": (vincent, (0.25, 10.0), 1, True, None),
     "modified_rastrigin": (modified_rastrigin, (0.0, 1.0), 2, True, None),
     "shubert": (shubert, (-10.0, 10.0), 2, False, 200_000),
     "vincent": (vincent, (0.25, 10.0), 2, True, 400_000),
