@@ -83,7 +83,8 @@ def _signature(fun: Callable, x0: Any = None, *, bounds: Any = None, ndim: int |
             denoise_final, density, bandwidth, nan_policy, backend, path, mode,
             approx, tol, client, polish (default True: every mode of the final
             population is refined by a local method within the bounds, counted in
-            nfev and capped by maxfev), dtype, entropy_resolution.
+            nfev and capped by maxfev; without maxfev it may spend a quarter of the
+            attempts' evaluations), dtype, entropy_resolution.
 
     Returns:
         An :class:`~diffevo.OptimizeResult` (x, fun, success, status, message, stop,

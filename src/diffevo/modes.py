@@ -50,11 +50,16 @@ from .evaluation import _OrNaN  # the on_error='nan' wrapper: see _Cost.key
 from .polish import Counted, drive, one_thread_blas, polish_each, polish_modes
 
 __all__ = ["attempt_modes", "attempt_modes_many", "find_modes", "find_modes_many", "finish",
-           "finish_runs", "keep_final", "keep_snapshot", "lost_basins", "merge_modes", "merge_modes_many", "min_mode_size",
-           "run_modes"]
+           "finish_runs", "keep_final", "keep_snapshot", "lost_basins", "merge_modes",
+           "merge_modes_many", "min_mode_size", "run_modes"]
 
-#: without maxfev, polishing may spend this fraction of the run's popsize * num_step
+#: without maxfev, polishing may spend this fraction of the evaluations the run's attempts
+#: spent (at least of one attempt's popsize * num_step): restarts bring modes of their own
 POLISH_SHARE = 0.25
+
+#: the hill-valley tests of lost basins may spend at most this fraction of what polishing the
+#: final modes left (the rest polishes the basins they keep)
+HILL_SHARE = 0.5
 
 #: criteria after which a run is not polished (the user or the clock said stop)
 NO_POLISH = ("callback", "interrupted", "error", "timeout")
@@ -344,15 +349,18 @@ def lost_basins(counted: Counted, modes: list[dict], candidates: list[dict],
     Each candidate is compared with its nearest mode (in units of ``scale``) by the
     hill-valley test of HillVallEA (Maree et al. 2018): ``HILL_TESTS`` points evenly inside
     the segment between them are evaluated; the two are in one basin unless one of those
-    points is worse than both ends. ONE call of ``counted`` for all candidates; none is kept
-    when the budget does not hold the test points.
+    points is worse than both ends. ONE call of ``counted`` for the best candidates whose
+    test points fit in ``HILL_SHARE`` of its budget (all of them, unless a run's restarts
+    brought thousands); the others are not tested.
 
     Returns:
         The candidates in other basins, ``size`` 0 (no member of the final population is in
         them), best first.
     """
-    if not candidates or not modes:
+    fit = int(HILL_SHARE * counted.left) // HILL_TESTS
+    if not candidates or not modes or fit < 1:
         return []
+    candidates = sorted(candidates, key=lambda c: c["fun"])[:fit]
     mx = np.array([m["x"] for m in modes], dtype=np.float64)
     cx = np.array([c["x"] for c in candidates], dtype=np.float64)
     unit = _unit(np.concatenate([mx, cx]), scale)
@@ -360,8 +368,6 @@ def lost_basins(counted: Counted, modes: list[dict], candidates: list[dict],
     near = dist.argmin(axis=1)
     t = np.arange(1, HILL_TESTS + 1) / (HILL_TESTS + 1)
     pts = cx[:, None, :] + t[None, :, None] * (mx[near] - cx)[:, None, :]
-    if pts.shape[0] * pts.shape[1] > counted.left:
-        return []
     vals = counted(pts.reshape(-1, cx.shape[1])).reshape(pts.shape[:2])
     ends = np.maximum([c["fun"] for c in candidates], [modes[k]["fun"] for k in near])
     hill = vals.max(axis=1) > ends
@@ -419,8 +425,8 @@ def run_modes(evaluate: Callable | None, run: Any, stop: dict) -> tuple[list[dic
 
     Polishing needs ``evaluate`` (the run's :class:`diffevo.evaluation.Evaluator`), the
     ``polish`` setting and a stop that allows it (not the callback, Ctrl-C, an error or
-    the timeout); it spends at most what maxfev leaves, or ``POLISH_SHARE`` of the run's
-    ``popsize * num_step`` without maxfev.
+    the timeout); it spends at most what maxfev leaves, or without maxfev ``POLISH_SHARE`` of
+    the evaluations of the run's attempts (at least of one attempt's ``popsize * num_step``).
 
     Returns:
         (modes -- ``{x (D,), fun, size, polished}`` sorted best first, ``fun`` in the
@@ -441,7 +447,8 @@ def _drive_lanes(lanes: dict, plans: list, replace: bool) -> None:
 def finish_runs(evaluate: Callable | None, finished: list[tuple[Any, dict]]) -> list[tuple]:
     """:func:`run_modes` of several runs ``[(run, stop), ...]`` at once: their polishes
     advance in lockstep (:func:`drive`), one objective call per round for all of them,
-    under one BLAS limit. Run r's modes and evaluations equal those of run r alone."""
+    under one BLAS limit (the hill-valley tests of :func:`lost_basins` between the two
+    polishes: one call per run). Run r's modes and evaluations equal those of run r alone."""
     plans, lanes = [], {}
     scales = [getattr(getattr(run.es, "box", None), "scale", None) for run, _ in finished]
     found = attempt_modes_many([(run.finals, scale, min_mode_size(run.popsize))
@@ -451,7 +458,7 @@ def finish_runs(evaluate: Callable | None, finished: list[tuple[Any, dict]]) -> 
         sign = -1.0 if s.maximize else 1.0
         allowed = evaluate is not None and s.polish and not any(k in stop for k in NO_POLISH)
         budget = (s.maxfev - run.nfev if s.maxfev is not None
-                  else int(POLISH_SHARE * run.popsize * s.num_step))
+                  else int(POLISH_SHARE * max(run.nfev, run.popsize * s.num_step)))
         counted = None
         if allowed and modes:  # (a run's result is built only when it is polished)
             pop = es.result.get("population")
@@ -464,20 +471,20 @@ def finish_runs(evaluate: Callable | None, finished: list[tuple[Any, dict]]) -> 
         with one_thread_blas():
             _drive_lanes(lanes, plans, replace=True)
             # then, with what polishing them left: basins the population held earlier in the
-            # run and had left by its end (lost_basins), polished too
+            # run and had left by its end (lost_basins), polished too; the earlier populations
+            # of every run clustered in one call, the hill-valley test one call per run
+            pending = [(i, cost) for group in lanes.values() for i, _, cost in group
+                       if getattr(finished[i][0], "snapshots", []) and plans[i][3].left > 0]
+            earlier = attempt_modes_many(
+                [(finished[i][0].snapshots, plans[i][1], min_mode_size(finished[i][0].popsize))
+                 for i, _ in pending], phi=SNAPSHOT_PHI)
             later: dict = {}
-            for group in lanes.values():
-                for i, _, cost in group:
-                    run, counted = finished[i][0], plans[i][3]
-                    snapshots = getattr(run, "snapshots", [])
-                    if not snapshots or counted.left <= 0:
-                        continue
-                    earlier = attempt_modes(snapshots, plans[i][1], min_mode_size(run.popsize),
-                                            phi=SNAPSHOT_PHI)
-                    lost = lost_basins(counted, plans[i][2], earlier, plans[i][1])
-                    if lost:
-                        lane = polish_each(counted, lost, getattr(run.es, "bounds", None), None)
-                        later.setdefault(cost.key(), []).append((i, lane, cost))
+            for (i, cost), candidates in zip(pending, earlier):
+                lost = lost_basins(plans[i][3], plans[i][2], candidates, plans[i][1])
+                if lost:
+                    bounds = getattr(finished[i][0].es, "bounds", None)
+                    lane = polish_each(plans[i][3], lost, bounds, None)
+                    later.setdefault(cost.key(), []).append((i, lane, cost))
             _drive_lanes(later, plans, replace=False)
     merged = merge_modes_many([(modes, scale) for _, scale, modes, _ in plans])
     return [([{"x": m["x"], "fun": sign * m["fun"], "size": m["size"], "polished": m["polished"]}

@@ -261,7 +261,7 @@ def drive(lanes: list[Steps], evaluate: Callable[[np.ndarray], Any]) -> list:
     return results
 
 
-def _unit(spread: Any, x: np.ndarray) -> np.ndarray | None:
+def _lbfgsb_unit(spread: Any, x: np.ndarray) -> np.ndarray | None:
     """L-BFGS-B's unit per coordinate: the mode's spread where it has one (a basin of
     members), at least 1e-8 max(1, |x|); None (units of x) without a spread."""
     if spread is None:
@@ -281,11 +281,12 @@ def _polish_mode(counted: Counted, x: Any, bounds, spread, maxfev: int) -> Steps
         x = np.clip(x, low, high)
     local = Counted(None, min(maxfev, counted.left), parent=counted)
     maxfun = max(1, local.left // (d + 1))
+    unit = _lbfgsb_unit(spread, x)
     try:
         if _lockstep_ok():
-            converged = yield from _lbfgsb(local, x, low, high, maxfun, _unit(spread, x))
+            converged = yield from _lbfgsb(local, x, low, high, maxfun, unit)
         else:
-            converged = _lbfgsb_scipy(local, x, low, high, maxfun, _unit(spread, x))
+            converged = _lbfgsb_scipy(local, x, low, high, maxfun, unit)
     except _Exhausted:
         converged = True  # out of budget: nothing more to do
     if not converged and local.left > d + 1 and local.best_x is not None:

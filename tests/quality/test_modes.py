@@ -300,6 +300,39 @@ def test_lost_basins_keeps_a_candidate_across_a_valley_and_drops_one_in_a_modes_
     assert cost.n == 2 * HILL_TESTS  # refused before evaluating
 
 
+def test_lost_basins_tests_the_best_candidates_that_fit_half_the_budget():
+    """With restarts a run brings thousands of candidates: the best ones whose test points fit
+    in HILL_SHARE of the budget are tested (it returned none at all, and Vincent 2-D with 7
+    attempts reported 18 of its 36 maxima where one attempt reported 28)."""
+    from diffevo.modes import HILL_SHARE, HILL_TESTS, lost_basins
+
+    cost = Calls(lambda X: -_vincent(X))
+    modes = [{"x": np.array([1.1701]), "fun": -1.0, "size": 50}]
+    cands = [{"x": np.array([x]), "fun": float(-_vincent(np.array([[x]]))[0]), "size": 5}
+             for x in (0.45, 0.62)]  # both across the valley at 0.85; 0.62 is the better
+    out = lost_basins(Counted(cost, int(HILL_TESTS / HILL_SHARE)), modes, cands, scale=1.0)
+    assert [m["x"][0] for m in out] == [0.62] and cost.n == HILL_TESTS
+
+
+def _shubert(X):  # CEC 2013 F6 in 2-D: 18 global minima among 760 local ones
+    out = np.ones(X.shape[0])
+    for d in range(X.shape[1]):
+        out *= sum(i * np.cos((i + 1) * X[:, d] + i) for i in range(1, 6))
+    return out
+
+
+def test_polishing_a_run_with_restarts_may_spend_a_share_of_every_attempt():
+    """Without maxfev the polish budget is POLISH_SHARE of what the attempts spent, not of one
+    attempt (Shubert's hundreds of local minima use all of it)."""
+    from diffevo.modes import POLISH_SHARE
+
+    res = diffevo.minimize(_shubert, bounds=[(-10, 10)] * 2, vectorized=True, seed=0,
+                           popsize=256, maxiter=20, restarts=2)
+    attempts = 3 * 256 * 20
+    assert res.nrestarts == 2
+    assert POLISH_SHARE * 256 * 20 < res.nfev - attempts <= POLISH_SHARE * attempts
+
+
 def test_a_mode_whose_local_method_stalls_does_not_spend_every_other_modes_budget():
     """Shubert near its local minimum (-0.800, 7.105), started from the best member of a
     basin of spread (0.53, 0.23): L-BFGS-B's forward differences stall it and Nelder-Mead
