@@ -314,6 +314,23 @@ def test_lost_basins_tests_the_best_candidates_that_fit_half_the_budget():
     assert [m["x"][0] for m in out] == [0.62] and cost.n == HILL_TESTS
 
 
+def test_a_lost_basin_whose_members_sat_on_the_bound_polishes_to_its_own_optimum():
+    """Vincent's 0.333 basin (0.25 .. 0.456) held 8 members at half the schedule, all clipped
+    to the bound 0.25 (spread 0): in units of x, L-BFGS-B's first step left the basin and
+    polished them to 0.624. A lost basin is polished in units of at most SEGMENT_UNIT of its
+    segment to the nearest mode."""
+    from diffevo.modes import SEGMENT_UNIT, lost_basins
+
+    cost = Calls(lambda X: -_vincent(X))
+    modes = [{"x": np.array([1.1701]), "fun": -1.0, "size": 50}]
+    cands = [{"x": np.array([0.25]), "fun": float(-_vincent(np.array([[0.25]]))[0]), "size": 8,
+              "spread": np.zeros(1)}]
+    lost = lost_basins(Counted(cost, 100), modes, cands, scale=1.0)
+    assert len(lost) == 1 and lost[0]["spread"][0] == pytest.approx(0.9201 * SEGMENT_UNIT)
+    polished, _ = polish_modes(cost, lost, maxfev=500, bounds=(np.array([0.25]), np.array([10.0])))
+    assert abs(polished[0]["x"][0] - VINCENT_MAXIMA[0]) < 1e-6 and polished[0]["fun"] < -1 + 1e-12
+
+
 def _shubert(X):  # CEC 2013 F6 in 2-D: 18 global minima among 760 local ones
     out = np.ones(X.shape[0])
     for d in range(X.shape[1]):
