@@ -1,8 +1,8 @@
 """The paper's 2-D benchmark (issue 13, item 4): the reference protocol, diffevo's defaults, pycma.
 
     python bench/paper/run.py --runs 100 --cma-runs 10 \
-        --json bench/results/paper-znver4-2cpu-2026-12-02.json \
-        --modes-json bench/results/paper-modes-znver4-2cpu-2026-12-02.json
+        --json bench/results/paper-znver4-2cpu-2026-12-03.json \
+        --modes-json bench/results/paper-modes-znver4-2cpu-2026-12-03.json
 
 Columns (JSON: ``{"reference": {"T0.5": {fn: {"err": [...], "H": [...]}}, "T1": ...},
 "diffevo": {fn: ...}, "cma": {fn: ...}}``):

@@ -1,6 +1,6 @@
 """Functions with several global optima: how many of them ``result.modes`` holds.
 
-    python bench/quality/multiglobal.py --seeds 20 --json bench/results/multiglobal-znver4-2cpu-2026-12-02.json
+    python bench/quality/multiglobal.py --seeds 20 --json bench/results/multiglobal-znver4-2cpu-2026-12-03.json
 
 For each function (the niching benchmarks of CEC 2013 and two classics) every global
 optimum is found first by a dense grid and L-BFGS-B (scipy); a run finds an optimum when

@@ -1,6 +1,6 @@
 """diffevo.minimize against pycma at the same budget (issue 13, "done when" item 2).
 
-    python bench/quality/run.py --json bench/results/quality-znver4-2cpu-2026-12-02.json
+    python bench/quality/run.py --json bench/results/quality-znver4-2cpu-2026-12-03.json
 
 Every run: bounds [-5, 5]^D, ``maxfev=60000``; diffevo with every default (popsize, maxiter,
 polish), pycma 4.x with its default popsize (``cma.fmin2``, no restarts) and IPOP-CMA-ES
