@@ -3,7 +3,7 @@
     python bench/batched/run.py                 # R = 100; 512 x 25 and 512 x 100 (~1.5 min)
     python bench/batched/run.py --runs 20 --repeats 2 --json /tmp/b.json
 
-Writes bench/results/batched-znver4-2cpu-2026-12-02.json (or --json PATH).
+Writes bench/results/batched-znver4-2cpu-2026-12-03.json (or --json PATH).
 
 The problem is the one of the issue: Himmelblau in 2-D, bounds [(-4, 4)] * 2, a vectorised
 objective, popsize 512, maxiter 25 (and 100), polish on and off. "batched" is ONE call
@@ -39,7 +39,7 @@ from diffevo import optimizer as optimizer_module
 from diffevo import polish as polish_module
 from diffevo import runner as runner_module
 
-OUT = Path(__file__).resolve().parents[1] / "results" / "batched-znver4-2cpu-2026-12-02.json"
+OUT = Path(__file__).resolve().parents[1] / "results" / "batched-znver4-2cpu-2026-12-03.json"
 
 
 def himmelblau(X):
