@@ -33,7 +33,12 @@ run's few modes, the groups of all runs the components of one graph).
 
 :func:`finish` / :func:`run_modes` are what a finished run reports: the modes of each of its
 attempts, polished (:mod:`diffevo.polish`) and merged; :func:`finish_runs` does that for the
-runs of ``minimize(runs=R)`` that end together, their polishes advancing in lockstep.
+runs of ``minimize(runs=R)`` that end together, their polishes advancing in lockstep. With
+what polishing the final modes left, it adds the basins a run's populations held at
+``SNAPSHOT_AT`` of an attempt's schedule and had left by its end (:func:`keep_snapshot`,
+:func:`lost_basins`: a hill-valley test against the nearest mode), polished too and reported
+with ``size`` 0. Without ``maxfev`` the budget is ``POLISH_SHARE`` of the evaluations of every
+attempt, so restarts bring their basins and the evaluations to polish them.
 """
 
 from __future__ import annotations
