@@ -1,6 +1,7 @@
 """Functions with several global optima: how many of them ``result.modes`` holds.
 
-    python bench/quality/multiglobal.py --seeds 20 --json bench/results/multiglobal-znver4-2cpu-2026-12-03.json
+    python bench/quality/multiglobal.py --seeds 20 \
+        --json bench/results/multiglobal-znver4-2cpu-2026-12-03.json
 
 For each function (the niching benchmarks of CEC 2013 and two classics) every global
 optimum is found first by a dense grid and L-BFGS-B (scipy); a run finds an optimum when
@@ -8,7 +9,8 @@ one of its modes lies within 1e-3 of it (Euclidean, objective coordinates) with 
 within 1e-6 of the global value -- the check of issue 13 for Himmelblau. ``minimize`` /
 ``maximize`` run with the defaults (and ``vectorized=True``) on the function's box; the
 functions with many optima are also run with restarts (the modes of every attempt are
-merged), at the budget CEC 2013 gives them.
+merged), at the budget CEC 2013 gives them; those with hundreds of basins, with a maxfev that
+leaves polishing more than its default quarter of the run.
 """
 
 from __future__ import annotations
@@ -68,17 +70,51 @@ def vincent(x):  # CEC 2013 F7, 2-D (maximised): 36 global maxima
     return np.mean(np.sin(10 * np.log(x)), axis=1)
 
 
-# name: (function, box per coordinate, dimensions, maximise, the CEC budget or None)
+def cross_in_tray(x):  # four global minima at (+-1.349, +-1.349)
+    a, b = x[:, 0], x[:, 1]
+    r = np.sqrt(a * a + b * b)
+    return -1e-4 * (np.abs(np.sin(a) * np.sin(b) * np.exp(np.abs(100 - r / np.pi))) + 1) ** 0.1
+
+
+def holder_table(x):  # four global minima at (+-8.055, +-9.665)
+    a, b = x[:, 0], x[:, 1]
+    return -np.abs(np.sin(a) * np.cos(b) * np.exp(np.abs(1 - np.sqrt(a * a + b * b) / np.pi)))
+
+
+def bird(x):  # two global minima
+    a, b = x[:, 0], x[:, 1]
+    return (np.sin(a) * np.exp((1 - np.cos(b)) ** 2) + np.cos(b) * np.exp((1 - np.sin(a)) ** 2)
+            + (a - b) ** 2)
+
+
+def schaffer_n4(x):  # four global minima at (0, +-1.253), (+-1.253, 0), ends of hyperbolic valleys
+    a, b = x[:, 0], x[:, 1]
+    r2 = a * a + b * b
+    return 0.5 + (np.cos(np.sin(np.abs(a * a - b * b))) ** 2 - 0.5) / (1 + 1e-3 * r2) ** 2
+
+
+def ackley(x):  # maximised in its usual box: four global maxima near the corners
+    return (-20 * np.exp(-0.2 * np.sqrt(0.5 * (x * x).sum(axis=1)))
+            - np.exp(0.5 * np.cos(2 * np.pi * x).sum(axis=1)) + np.e + 20)
+
+
+# name: (function, box per coordinate, dimensions, maximise, the CEC budget or None,
+#        a larger maxfev to run with too, or None)
 FUNCTIONS = {
-    "himmelblau": (himmelblau, (-6.0, 6.0), 2, False, None),
-    "six_hump_camel": (camel, ((-3.0, 3.0), (-2.0, 2.0)), 2, False, None),
-    "branin": (branin, ((-5.0, 10.0), (0.0, 15.0)), 2, False, None),
-    "five_uneven_peak_trap": (five_uneven_peak_trap, (0.0, 30.0), 1, True, None),
-    "equal_maxima": (equal_maxima, (0.0, 1.0), 1, True, None),
-    "vincent_1d": (vincent, (0.25, 10.0), 1, True, None),
-    "modified_rastrigin": (modified_rastrigin, (0.0, 1.0), 2, True, None),
-    "shubert": (shubert, (-10.0, 10.0), 2, False, 200_000),
-    "vincent": (vincent, (0.25, 10.0), 2, True, 200_000),
+    "himmelblau": (himmelblau, (-6.0, 6.0), 2, False, None, None),
+    "six_hump_camel": (camel, ((-3.0, 3.0), (-2.0, 2.0)), 2, False, None, None),
+    "branin": (branin, ((-5.0, 10.0), (0.0, 15.0)), 2, False, None, None),
+    "five_uneven_peak_trap": (five_uneven_peak_trap, (0.0, 30.0), 1, True, None, None),
+    "equal_maxima": (equal_maxima, (0.0, 1.0), 1, True, None, None),
+    "vincent_1d": (vincent, (0.25, 10.0), 1, True, None, None),
+    "modified_rastrigin": (modified_rastrigin, (0.0, 1.0), 2, True, None, None),
+    "cross_in_tray": (cross_in_tray, (-10.0, 10.0), 2, False, None, None),
+    "holder_table": (holder_table, (-10.0, 10.0), 2, False, None, None),
+    "bird": (bird, (-2 * np.pi, 2 * np.pi), 2, False, None, None),
+    "schaffer_n4": (schaffer_n4, (-10.0, 10.0), 2, False, None, 102_400),
+    "ackley_max_32": (ackley, (-32.768, 32.768), 2, True, None, 150_000),
+    "shubert": (shubert, (-10.0, 10.0), 2, False, 200_000, None),
+    "vincent": (vincent, (0.25, 10.0), 2, True, 200_000, None),
 }
 
 
@@ -124,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
                  "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(),
                              "diffevo": diffevo.__version__}}
     for name in a.functions.split(","):
-        f, spec, d, maximize, budget = FUNCTIONS[name]
+        f, spec, d, maximize, budget, maxfev = FUNCTIONS[name]
         bounds = box(spec, d)
         value, optima = known_optima(f, bounds, maximize)
         solve = diffevo.maximize if maximize else diffevo.minimize
@@ -133,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
             # with the quarter of their evaluations polishing may add (modes.POLISH_SHARE)
             attempts = int(budget // (51_200 * (1 + diffevo.modes.POLISH_SHARE)))
             settings["restarts"] = {"restarts": attempts - 1, "restart_popsize_factor": 1.0}
+        if maxfev is not None:  # the modes outnumber the default polish budget
+            settings["maxfev"] = {"maxfev": maxfev}
         cells = {}
         for label, kw in settings.items():
             t = time.perf_counter()
