@@ -27,6 +27,7 @@ from scipy.optimize import minimize as scipy_minimize
 
 import diffevo
 import diffevo.modes
+from diffevo import problems
 
 
 def himmelblau(x):
@@ -93,11 +94,6 @@ def schaffer_n4(x):  # four global minima at (0, +-1.253), (+-1.253, 0), ends of
     return 0.5 + (np.cos(np.sin(np.abs(a * a - b * b))) ** 2 - 0.5) / (1 + 1e-3 * r2) ** 2
 
 
-def ackley(x):  # maximised in its usual box: four global maxima near the corners
-    return (-20 * np.exp(-0.2 * np.sqrt(0.5 * (x * x).sum(axis=1)))
-            - np.exp(0.5 * np.cos(2 * np.pi * x).sum(axis=1)) + np.e + 20)
-
-
 # name: (function, box per coordinate, dimensions, maximise, the CEC budget or None,
 #        a larger maxfev to run with too, or None)
 FUNCTIONS = {
@@ -112,7 +108,8 @@ FUNCTIONS = {
     "holder_table": (holder_table, (-10.0, 10.0), 2, False, None, None),
     "bird": (bird, (-2 * np.pi, 2 * np.pi), 2, False, None, None),
     "schaffer_n4": (schaffer_n4, (-10.0, 10.0), 2, False, None, 102_400),
-    "ackley_max_32": (ackley, (-32.768, 32.768), 2, True, None, 150_000),
+    # maximised in its usual box: four global maxima near the corners
+    "ackley_max_32": (problems.ackley, (-32.768, 32.768), 2, True, None, 150_000),
     "shubert": (shubert, (-10.0, 10.0), 2, False, 200_000, None),
     "vincent": (vincent, (0.25, 10.0), 2, True, 200_000, None),
 }
