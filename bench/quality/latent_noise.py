@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
-import os
-import platform
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +23,9 @@ from scipy.optimize import minimize as scipy_minimize
 
 import diffevo
 from diffevo import problems
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from multiglobal import count, write  # noqa: E402 - the check of issue 13, the JSON writer
 
 FULL = {"latent_dim": None}
 #: (D, label, options)
@@ -52,14 +53,6 @@ def corners(f, d: int) -> tuple[np.ndarray, float]:
     return optima, float(f(optima)[0])
 
 
-def found(res, optima: np.ndarray, value: float) -> int:
-    xs = np.array([m["x"] for m in res.modes]).reshape(len(res.modes), -1)
-    fs = np.array([m["fun"] for m in res.modes])
-    good = xs[np.abs(fs - value) < 1e-6]
-    return 0 if not len(good) else int(sum(np.min(np.linalg.norm(good - o, axis=1)) < 1e-3
-                                           for o in optima))
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=int, default=10)
@@ -71,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in ("rastrigin", "ackley"):
             f = getattr(problems, name)
             optima, value = corners(f, d)
-            hits = [found(diffevo.maximize(f, bounds=[(-4, 4)] * d, vectorized=True, seed=s, **kw),
+            hits = [count(diffevo.maximize(f, bounds=[(-4, 4)] * d, vectorized=True, seed=s, **kw),
                           optima, value) for s in range(a.seeds)]
             b = MIN_BOX[name]
             best = [float(diffevo.minimize(f, bounds=[(-b, b)] * d, vectorized=True, seed=s,
@@ -85,12 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{n}: corners {row[n]['mean_found']:.1f}/{row[n]['corners']} "
             f"min median {row[n]['min_median']:.2g} worst {row[n]['min_worst']:.2g}"
             for n in ("rastrigin", "ackley")), flush=True)
-    out = {"what": __doc__.split("\n\n")[0], "seeds": a.seeds, "rows": rows,
-           "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(),
-                       "diffevo": diffevo.__version__}}
-    a.json.parent.mkdir(parents=True, exist_ok=True)
-    a.json.write_text(json.dumps(out, indent=1))
-    print(f"wrote {a.json}")
+    write(a.json, {"what": __doc__.split("\n\n")[0], "seeds": a.seeds, "rows": rows})
     return 0
 
 

@@ -164,6 +164,15 @@ def count(res, optima: np.ndarray, value: float) -> int:
     return int(sum(np.min(np.linalg.norm(good - o, axis=1)) < 1e-3 for o in optima))
 
 
+def write(path: Path, out: dict) -> None:
+    """Write the bench's JSON (with this machine's facts) and say where."""
+    out["machine"] = {"cpu_count": os.cpu_count(), "python": platform.python_version(),
+                      "diffevo": diffevo.__version__}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=1))
+    print(f"wrote {path}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=int, default=20)
@@ -172,9 +181,7 @@ def main(argv: list[str] | None = None) -> int:
                          "have a JSON of their own, see above)")
     ap.add_argument("--json", type=Path, required=True)
     a = ap.parse_args(argv)
-    out: dict = {"what": __doc__.split("\n\n")[0], "seeds": a.seeds, "results": {},
-                 "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(),
-                             "diffevo": diffevo.__version__}}
+    out: dict = {"what": __doc__.split("\n\n")[0], "seeds": a.seeds, "results": {}}
     for name in a.functions.split(","):
         f, spec, d, maximize, budget, maxfev = FUNCTIONS[name]
         bounds = box(spec, d)
@@ -204,9 +211,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{cells[label]['all_found']}/{a.seeds} runs, mean {np.mean(found):.1f} "
                   f"(max nfev {max(nfev)})", flush=True)
         out["results"][name] = {"optima": len(optima), "value": value, "box": bounds, **cells}
-    a.json.parent.mkdir(parents=True, exist_ok=True)
-    a.json.write_text(json.dumps(out, indent=1))
-    print(f"wrote {a.json}")
+    write(a.json, out)
     return 0
 
 
