@@ -7,8 +7,9 @@ Per setting (``minimize``/``maximize`` options on top of the defaults, ``vectori
 how many of the 2^D corner maxima of Rastrigin and Ackley in [-4, 4]^D ``result.modes`` holds
 (a mode within 1e-3 of the corner, its value within 1e-6: the check of issue 13), and the best
 value of the same functions minimised in their usual boxes (one optimum, value 0). The
-defaults above D = 2 measure distances in a random 2-D latent with step noise 1.0; the rows
-show what the latent and the noise each do.
+defaults: step noise 1.0 above D = 2, distances in the full space at D = 3 and in a random
+2-D latent above (the latent at D = 3 too before this bench); the rows show what the latent
+and the noise each do.
 """
 
 from __future__ import annotations
@@ -32,11 +33,13 @@ FULL = {"latent_dim": None}
 SETTINGS = [
     (3, "defaults", {}),
     *[(3, f"full space, noise {v}", dict(FULL, noise=v)) for v in (0.1, 0.2, 0.35, 0.5, 1.0)],
-    (3, "2-D latent, noise 0.1", {"noise": 0.1}),
+    (3, "2-D latent, noise 1.0 (D = 3's default before)", {"latent_dim": 2}),
+    (3, "2-D latent, noise 0.1", {"latent_dim": 2, "noise": 0.1}),
     (3, "3-D random latent, noise 1.0", {"latent_dim": 3}),
     (3, "full space, noise 0.1, 2048 x 25", dict(FULL, noise=0.1, popsize=2048, maxiter=25)),
     (4, "defaults", {}),
     (4, "full space, noise 0.1", dict(FULL, noise=0.1)),
+    (4, "full space, noise 1.0", FULL),
     (5, "defaults", {}),
     (5, "full space, noise 0.1", dict(FULL, noise=0.1)),
 ]

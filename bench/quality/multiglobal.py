@@ -14,8 +14,8 @@ within 1e-6 of the global value -- the check of issue 13 for Himmelblau. ``minim
 functions with many optima are also run with restarts (the modes of every attempt are
 merged), at the budget CEC 2013 gives them; those with hundreds of basins, with a maxfev that
 leaves polishing more than its default quarter of the run.
-The 3-D functions also run with :data:`NICHING` (distances in the full space instead of the
-default 2-D latent, step noise 0.1, 2048 x 25): it keeps the corner maxima and loses minima.
+The 3-D functions also run with :data:`NICHING` (distances in the full space, step noise 0.1
+instead of the default 1.0, 2048 x 25): it keeps the corner maxima and loses minima.
 """
 
 from __future__ import annotations
@@ -118,14 +118,14 @@ FUNCTIONS = {
     "shubert": (shubert, (-10.0, 10.0), 2, False, 200_000, None),
     "vincent": (vincent, (0.25, 10.0), 2, True, 200_000, None),
     # three dimensions: the paper's corner maxima (8 each), and the minima of the same
-    # functions, where distances in the full space (the niching settings) lose the one optimum
+    # functions, where the niching settings' low step noise loses the one optimum
     "rastrigin_max_3d": (problems.rastrigin, (-4.0, 4.0), 3, True, None, None),
     "ackley_max_3d": (problems.ackley, (-4.0, 4.0), 3, True, None, None),
     "rastrigin_3d": (problems.rastrigin, (-5.12, 5.12), 3, False, None, None),
     "ackley_3d": (problems.ackley, (-32.768, 32.768), 3, False, None, None),
 }
 
-#: the 3-D functions also run with distances in the full space (no 2-D latent) and the
+#: the 3-D functions also run with distances in the full space (as the defaults) and the
 #: low-D step noise, 2048 x 25 members (the same 51,200 evaluations): what keeps basins
 NICHING = {"latent_dim": None, "noise": 0.1, "popsize": 2048, "maxiter": 25}
 

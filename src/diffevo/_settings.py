@@ -20,14 +20,19 @@ The choices made here, and why:
   (``noise=1`` is DDPM-like, 0 deterministic DDIM), the setting of the paper's
   benchmark runs: with ``noise=1`` members hop between basins and multimodal runs
   lose optima (Himmelblau, 512 members: one of the four minima lost in 6 of 6
-  seeds), with 0.1 they keep all four. Above 2 dimensions (where distances are
-  measured in a latent projection, see below) ``noise=1``: there it converges
-  10-50x closer on sphere, Rastrigin and Styblinski-Tang in 3 to 20 dimensions.
-* **Latent distances.** In more than 2 dimensions the Gaussian kernel of the x0
-  estimate is almost zero between distinct members (each member only sees itself
-  and nothing moves), so ``latent_dim='auto'`` measures distances in a random
-  2-D projection of u when D > 2 (the paper's latent Diffusion Evolution); the
-  average is still over the full parameters. Pass ``latent_dim=None`` to turn it off.
+  seeds), with 0.1 they keep all four. Above 2 dimensions ``noise=1``: there it
+  converges 10-50x closer on sphere, Rastrigin and Styblinski-Tang in 3 to 20
+  dimensions, and with 0.1 Ackley's and Rastrigin's minima in 3-D are missed (median
+  best 2.1 and 0.99 over 10 seeds, bench/quality/latent_noise.py).
+* **Latent distances.** In more than 3 dimensions the Gaussian kernel of the x0
+  estimate is almost zero between distinct members of a population of ~1000 (each
+  member only sees itself and nothing moves), so ``latent_dim='auto'`` measures
+  distances in a random 2-D projection of u when D > 3 (the paper's latent Diffusion
+  Evolution); the average is still over the full parameters. At D = 3 the full space
+  still works and the projection only merges basins: Ackley's and Rastrigin's 8 corner
+  maxima in [-4, 4]^3 were found 4.9 and 2.9 at a time in the full space against 1.5 and
+  1.2 through the 2-D latent, with the minima as precise (10 seeds each); at D = 4 the
+  full space missed both minima. Pass ``latent_dim=None`` to turn it off.
 """
 
 from __future__ import annotations
@@ -53,11 +58,14 @@ __all__ = ["NAN_POLICIES", "SHAPING_NAMES", "Settings", "check_factor", "check_i
 
 NAN_POLICIES = ("raise", "worst")
 
-#: noise='auto': this step noise for D <= AUTO_LATENT_DIM (1.0, DDPM-like, above)
+#: noise='auto': this step noise for D <= AUTO_LOW_D (1.0, DDPM-like, above)
 AUTO_NOISE_LOW_D = 0.1
+AUTO_LOW_D = 2
 
-#: latent_dim='auto' measures distances in this many random projections when D exceeds it
+#: latent_dim='auto' measures distances in AUTO_LATENT_DIM random projections when D
+#: exceeds AUTO_LATENT_ABOVE (see the module docstring: at D = 3 the full space is better)
 AUTO_LATENT_DIM = 2
+AUTO_LATENT_ABOVE = 3
 
 
 #: names accepted for ``fitness_shaping``
@@ -155,7 +163,7 @@ class Settings:
         fitness_shaping: ``'energy'`` (default: AdaptiveEnergy()), ``'rank'``, ``'identity'``, a
             :class:`~diffevo.shaping.Weighting` or any callable; stored resolved.
         latent_dim: distances in a random ``latent_dim``-dimensional projection;
-            ``'auto'`` (default) = 2 when D > 2, else off; None = off.
+            ``'auto'`` (default) = 2 when D > 3, else off; None = off.
         denoise_final: make the last step land on the x0 estimate (alpha = 1).
         density, bandwidth, mode, backend, path: see :func:`diffevo.x0_estimate` (backend:
             a name, or an object implementing the backend contract; path: the kernel path,
@@ -285,13 +293,13 @@ class Settings:
     def step_noise(self, ndim: int) -> float:
         """The step noise at D = ``ndim`` (``'auto'`` resolved)."""
         if self.noise == "auto":
-            return AUTO_NOISE_LOW_D if ndim <= AUTO_LATENT_DIM else 1.0
+            return AUTO_NOISE_LOW_D if ndim <= AUTO_LOW_D else 1.0
         return self.noise
 
     def latent(self, ndim: int) -> int | None:
         """The latent dimension at D = ``ndim`` (``'auto'`` resolved; None = off)."""
         if self.latent_dim == "auto":
-            return AUTO_LATENT_DIM if ndim > AUTO_LATENT_DIM else None
+            return AUTO_LATENT_DIM if ndim > AUTO_LATENT_ABOVE else None
         return self.latent_dim
 
     def x0_backend(self) -> Any:

@@ -242,6 +242,10 @@ def test_latent_dim_auto_and_explicit():
     np.testing.assert_allclose(np.linalg.norm(es._proj, axis=1), 1.0, rtol=1e-12)
     drive(es, problems.sphere)
     assert make(8, bounds=[(-1, 1)] * 5).noise == 1.0 and make(8).noise == 0.1
+    # D = 3: distances in the full space (the latent merged basins), the high-D noise
+    three = make(8, bounds=[(-1, 1)] * 3)
+    assert three.latent_dim is None and three._proj is None and three.noise == 1.0
+    assert make(8, bounds=[(-1, 1)] * 4).latent_dim == 2
 
 
 def test_dimension_from_x0_ndim_or_bounds():
