@@ -29,7 +29,8 @@ def _signature(fun: Callable, x0: Any = None, *, bounds: Any = None, ndim: int |
                ftarget: float | None = None, tolx: float | None = None, tolfun: float | None = None,
                timeout: float | None = None, vectorized: bool = False, executor: Any = None,
                chunksize: int | None = None, on_error: str = "raise",
-               callback: Callable | None = None, progress: bool = False, restarts: int = 0,
+               callback: Callable | None = None, progress: bool = False,
+               restarts: int | str = "auto",
                restart_popsize_factor: float = 1.0, runs: int = 1, method: str = "diffevo",
                checkpoint: Any = None, checkpoint_every: int = 1, resume: Any = None,
                seed: Any = None, **options: Any) -> OptimizeResult | list[OptimizeResult]:
@@ -64,7 +65,12 @@ def _signature(fun: Callable, x0: Any = None, *, bounds: Any = None, ndim: int |
             True (or raise StopIteration) to stop that run.
         progress: show a tqdm progress bar with the best value and the spread.
         restarts: how many times to start again (new seed) when a run ends without
-            reaching ftarget or a budget; the best point over all of them is kept.
+            reaching ftarget or a budget; the best point over all of them is kept, and
+            the modes of every attempt are reported. ``'auto'`` (default): up to 4
+            restarts, each only while the attempt that just ended found a basin of the
+            best value no earlier attempt had and at least two such basins are known
+            (several global optima); with maxfev, only when what is left holds a whole
+            attempt and its polishing. A problem with one best basin runs once.
         restart_popsize_factor: multiply popsize by this at each restart (2 doubles it).
         runs: R independent runs, advanced together (one batched x0 estimate for all
             R populations per generation); run r equals a separate call with

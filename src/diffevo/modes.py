@@ -51,12 +51,13 @@ from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components
 
 from ._device import namespace, to_numpy
-from .evaluation import _OrNaN  # the on_error='nan' wrapper: see _Cost.key
+from .evaluation import _OrNaN  # the on_error='nan' wrapper: see Cost.key
 from .polish import Counted, drive, one_thread_blas, polish_each, polish_modes
 
-__all__ = ["attempt_modes", "attempt_modes_many", "find_modes", "find_modes_many", "finish",
-           "finish_runs", "keep_final", "keep_snapshot", "lost_basins", "merge_modes",
-           "merge_modes_many", "min_mode_size", "run_modes"]
+__all__ = ["Cost", "attempt_modes", "attempt_modes_many", "final_of", "find_modes",
+           "find_modes_many", "finish", "finish_runs", "keep_final", "keep_snapshot",
+           "lost_basins", "merge_modes", "merge_modes_many", "min_mode_size",
+           "run_modes", "tied_basins"]
 
 #: without maxfev, polishing may spend this fraction of the evaluations the run's attempts
 #: spent (at least of one attempt's popsize * num_step): restarts bring modes of their own
@@ -86,6 +87,9 @@ HILL_TESTS = 5
 #: 0.25, 0.92 from the mode 1.17, units of 0.153 stepped to 0.504, out of the basin of 0.333;
 #: 0.05 down to 0.01 reached it, in 24-30 evaluations)
 SEGMENT_UNIT = 1 / 32
+
+#: polished modes closer than this (Euclidean, in units of the run's scale) are one
+MERGE_XTOL = 1e-4
 
 #: links longer than PHI times the mean link are cut (Preuss' nearest-better clustering: 2)
 PHI = 2.0
@@ -138,7 +142,8 @@ def find_modes(x: Any, cost: Any, *, scale: Any = None, phi: float = PHI,
     Returns:
         Modes sorted by cost, each a dict: ``x`` (D,) the best member of the basin,
         ``fun`` its cost, ``size`` members in the basin, ``spread`` (D,) the basin's
-        per-coordinate standard deviation (objective coordinates; 0 for a single member).
+        per-coordinate standard deviation (objective coordinates; 0 for a single member),
+        ``scatter`` the median cost of its members minus ``fun`` (>= 0).
     """
     return find_modes_many([(x, cost, scale)], phi=phi, max_points=max_points)[0]
 
@@ -223,13 +228,21 @@ def _basins(x: np.ndarray, c: np.ndarray, label: np.ndarray, pop: np.ndarray,
         dev = xk - (np.bincount(lab, weights=xk, minlength=comp.shape[0]) / count)[lab]
         spread[:, k] = np.sqrt(np.bincount(lab, weights=dev * dev, minlength=comp.shape[0]) / count)
     best = first[comp]
-    modes = [{"x": xb, "fun": f, "size": s, "spread": sp}
-             for xb, f, s, sp in zip(x[best], c[best].tolist(), size[comp].tolist(), spread)]
+    # how far the members' values scatter above the basin's best (its median member's cost
+    # minus the best; members are in cost order, so a stable sort by basin keeps that order):
+    # how much the basin's best value can still move. restarts='auto' tells ties by it: the
+    # 3-D corner basins of one value (Ackley's) ended 0.02-0.1 apart, 2-D ones 1e-6
+    grouped = member[np.argsort(lab, kind="stable")]
+    start = np.concatenate([[0], np.cumsum(size[comp])[:-1]])
+    scatter = c[grouped[start + size[comp] // 2]] - c[best]
+    modes = [{"x": xb, "fun": f, "size": s, "spread": sp, "scatter": sc}
+             for xb, f, s, sp, sc in zip(x[best], c[best].tolist(), size[comp].tolist(), spread,
+                                         scatter.tolist())]
     ends = np.cumsum(np.bincount(pop[best], minlength=npop)).tolist()
     return [modes[a:b] for a, b in zip([0, *ends[:-1]], ends)]
 
 
-def merge_modes(modes: list[dict], *, scale: Any, xtol: float = 1e-4) -> list[dict]:
+def merge_modes(modes: list[dict], *, scale: Any, xtol: float = MERGE_XTOL) -> list[dict]:
     """De-duplicate polished modes: those within ``xtol`` (in units of ``scale``) are one.
 
     The merged mode keeps the best ``x``/``fun`` of its group and the summed ``size``;
@@ -239,7 +252,7 @@ def merge_modes(modes: list[dict], *, scale: Any, xtol: float = 1e-4) -> list[di
 
 
 def merge_modes_many(groups: list[tuple[list[dict], Any]], *,
-                     xtol: float = 1e-4) -> list[list[dict]]:
+                     xtol: float = MERGE_XTOL) -> list[list[dict]]:
     """``[merge_modes(modes, scale=scale, xtol=xtol) for modes, scale in groups]``. A run has
     a few modes: the pairs within ``xtol`` are found by comparing every two modes of a group
     directly, one vectorised pass over all groups, and the merged groups are the components
@@ -334,14 +347,33 @@ def attempt_modes_many(runs: list[tuple[list, Any, int]], phi: float = PHI) -> l
     return out
 
 
-def keep_final(finals: list, es: Any, maximize: bool) -> None:
-    """Append ``(population (n, D), costs (n,))`` of the attempt ``es`` when it evaluated one."""
+def final_of(es: Any, maximize: bool) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(population (n, D), costs (n,))`` of the attempt ``es`` (None before it evaluated one)."""
     res = es.result
     pop, values = res.get("population"), res.get("population_fun")
     if pop is None or values is None:
-        return
+        return None
     c = np.asarray(to_numpy(values), dtype=np.float64)
-    finals.append((np.asarray(to_numpy(pop), dtype=np.float64), -c if maximize else c))
+    return np.asarray(to_numpy(pop), dtype=np.float64), -c if maximize else c
+
+
+def keep_final(finals: list, es: Any, maximize: bool) -> None:
+    """Append ``(population (n, D), costs (n,))`` of the attempt ``es`` when it evaluated one."""
+    final = final_of(es, maximize)
+    if final is not None:
+        finals.append(final)
+
+
+def tied_basins(populations: list, scale: Any, min_size: int, best: float, tol: float,
+                limit: int = 32) -> list[dict]:
+    """The modes of an attempt's populations (``(population (n, D), costs (n,))`` each: its
+    final one and those :func:`keep_snapshot` kept, where basins the final one had left
+    still show; :func:`attempt_modes`) whose cost may equal ``best``: within ``tol`` of it,
+    or within their own ``scatter`` (their members are still spread over values that wide),
+    at most ``limit`` of them, best first -- what ``restarts='auto'`` polishes and compares
+    between attempts (:class:`diffevo.runner.Run`)."""
+    return [m for m in attempt_modes(populations, scale, min_size)
+            if m["fun"] <= best + max(tol, m["scatter"])][:limit]
 
 
 def keep_snapshot(snapshots: list, es: Any, maximize: bool) -> None:
@@ -377,11 +409,8 @@ def lost_basins(counted: Counted, modes: list[dict], candidates: list[dict],
     unit = _unit(np.concatenate([mx, cx]), scale)
     dist = (((cx[:, None, :] - mx[None, :, :]) / unit) ** 2).sum(axis=2)
     near = dist.argmin(axis=1)
-    t = np.arange(1, HILL_TESTS + 1) / (HILL_TESTS + 1)
-    pts = cx[:, None, :] + t[None, :, None] * (mx[near] - cx)[:, None, :]
-    vals = counted(pts.reshape(-1, cx.shape[1])).reshape(pts.shape[:2])
-    ends = np.maximum([c["fun"] for c in candidates], [modes[k]["fun"] for k in near])
-    hill = vals.max(axis=1) > ends
+    hill = _hills(counted, cx, [c["fun"] for c in candidates], mx[near],
+                  [modes[k]["fun"] for k in near])
     # the basin lies within the segment to the valley: its polish works in units of at most
     # SEGMENT_UNIT of it, also where the candidate's members had no spread (clipped at a
     # bound: Vincent's 0.333 basin held 8 members, all at the bound 0.25, and their L-BFGS-B
@@ -389,6 +418,16 @@ def lost_basins(counted: Counted, modes: list[dict], candidates: list[dict],
     step = np.sqrt(dist[np.arange(cx.shape[0]), near])[:, None] * unit * SEGMENT_UNIT
     return [dict(c, size=0, spread=np.minimum(_spread(c, cx.shape[1]), s))
             for c, h, s in zip(candidates, hill, step) if h]
+
+
+def _hills(counted: Counted, ax: np.ndarray, af: Any, bx: np.ndarray, bf: Any) -> np.ndarray:
+    """(k,) whether a hill parts ``ax[k]`` from ``bx[k]`` (costs ``af``, ``bf``): the
+    hill-valley test, ``HILL_TESTS`` points evenly inside each segment, ONE call of
+    ``counted``; True where one of them is worse than both ends."""
+    t = np.arange(1, HILL_TESTS + 1) / (HILL_TESTS + 1)
+    pts = ax[:, None, :] + t[None, :, None] * (bx - ax)[:, None, :]
+    vals = counted(pts.reshape(-1, ax.shape[1])).reshape(pts.shape[:2])
+    return vals.max(axis=1) > np.maximum(af, bf)
 
 
 def _spread(mode: dict, d: int) -> np.ndarray:
@@ -424,7 +463,7 @@ def finish(cost: Callable[[np.ndarray], Any], finals: list[tuple[np.ndarray, np.
     return merge_modes(modes, scale=scale), used
 
 
-class _Cost:
+class Cost:
     """What polishing a run minimises: ``sign * evaluate(X)`` as float64 on the host."""
 
     def __init__(self, evaluate: Callable, sign: float, xp: Any):
@@ -485,7 +524,7 @@ def finish_runs(evaluate: Callable | None, finished: list[tuple[Any, dict]]) -> 
         counted = None
         if allowed and modes:  # (a run's result is built only when it is polished)
             pop = es.result.get("population")
-            cost = _Cost(evaluate, sign, np if pop is None else namespace(pop))
+            cost = Cost(evaluate, sign, np if pop is None else namespace(pop))
             counted = Counted(cost, max(0, budget))
             lane = polish_each(counted, modes, getattr(es, "bounds", None), None)
             lanes.setdefault(cost.key(), []).append((len(plans), lane, cost))

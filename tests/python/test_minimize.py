@@ -274,6 +274,8 @@ def test_default_backend_runs():
     (dict(popsize=1), ValueError, "popsize must be >= 2"),
     (dict(maxiter=1), ValueError, "maxiter must be >= 2"),
     (dict(restarts=-1), ValueError, "restarts must be >= 0"),
+    (dict(restarts="often"), ValueError, "restarts must be 'auto' or an integer"),
+    (dict(restarts=1.5), TypeError, "restarts must be an integer"),
     (dict(runs=0), ValueError, "runs must be >= 1"),
     (dict(restart_popsize_factor=0.5), ValueError, "restart_popsize_factor"),
     (dict(runs=2, seed=[1, 2, 3]), ValueError, "seed: a list of seeds needs one per run"),

@@ -387,3 +387,44 @@ def test_three_dimensions_keep_corner_basins_and_the_one_minimum():
     res = diffevo.minimize(problems.ackley, bounds=[(-32.768, 32.768)] * 3, vectorized=True,
                            seed=0)
     assert res.fun < 1e-6
+
+
+SHUBERT_MIN = -186.7309088310239  # CEC 2013 F6's global value in 2-D
+
+
+def test_auto_restarts_find_all_eighteen_shubert_minima():
+    # restarts='auto' (the default): Shubert's first attempt holds two or more of its 18 equal
+    # minima, so the run starts again while new ones turn up; one attempt alone found 15.7 of
+    # 18 (10 seeds, bench/quality/multiglobal.py), so a run without the rule fails here
+    for seed in (0, 1):
+        res = diffevo.minimize(_shubert, bounds=[(-10, 10)] * 2, vectorized=True, seed=seed)
+        best = np.array([m["x"] for m in res.modes if abs(m["fun"] - SHUBERT_MIN) < 1e-6])
+        gaps = np.linalg.norm(best[:, None] - best[None], axis=2) + np.eye(len(best))
+        assert len(best) == 18 and gaps.min() > 0.1  # 18 distinct points (pairs lie 0.4 apart)
+        assert res.nrestarts >= 1
+
+
+@pytest.mark.parametrize("fun,bounds", [
+    (problems.sphere, [(-5, 5)] * 2),
+    (problems.sphere, [(-5, 5)] * 3),  # the 3-D cloud splits into spurious basins: one optimum
+    (problems.rastrigin, [(-5.12, 5.12)] * 2),  # neighbours at 0.995: local, not tied
+])
+def test_auto_restarts_leave_a_problem_with_one_best_optimum_alone(fun, bounds):
+    res = diffevo.minimize(fun, bounds=bounds, vectorized=True, seed=0)
+    assert res.nrestarts == 0 and res.fun < 1e-10
+    # and the polish of the tied candidates is counted: a few percent over one attempt
+    assert 1024 * 50 < res.nfev <= 1.25 * 1024 * 50 + 0.05 * 1024 * 50
+
+
+def test_auto_restarts_look_once_more_on_himmelblau_and_respect_maxfev():
+    res = diffevo.minimize(problems.himmelblau, bounds=[(-4, 4)] * 2, vectorized=True, seed=0)
+    found = [m for m in res.modes if m["fun"] < 1e-6]
+    assert 1 <= res.nrestarts <= 2 and len(found) == 4
+    assert res.nfev > 2 * 1024 * 50  # the second attempt ran
+    # with maxfev, a restart only when a whole attempt and its polishing still fit
+    res = diffevo.minimize(problems.himmelblau, bounds=[(-4, 4)] * 2, vectorized=True, seed=0,
+                           maxfev=60_000)
+    assert res.nrestarts == 0 and res.nfev <= 60_000
+    res = diffevo.minimize(problems.himmelblau, bounds=[(-4, 4)] * 2, vectorized=True, seed=0,
+                           restarts=0)
+    assert res.nrestarts == 0 and res.nfev <= 1.25 * 1024 * 50

@@ -17,13 +17,17 @@ from pathlib import Path
 __all__ = ["backend_list", "backend_name", "int_at_least", "output_path", "positive_ints", "real_in"]
 
 
-def int_at_least(minimum: int) -> Callable[[str], int]:
-    """An integer >= ``minimum``."""
-    def parse(text: str) -> int:
+def int_at_least(minimum: int, words: tuple[str, ...] = ()) -> Callable[[str], int | str]:
+    """An integer >= ``minimum`` (or one of ``words``, kept as the word)."""
+    def parse(text: str) -> int | str:
+        if text in words:
+            return text
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}; got {text!r}") from None
+            alternatives = "".join(f" or {w!r}" for w in words)
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}{alternatives}; "
+                                             f"got {text!r}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be >= {minimum}; got {value}")
         return value

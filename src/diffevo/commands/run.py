@@ -51,8 +51,9 @@ def add_parser(subparsers) -> None:
                    help="step noise in [0, 1] or 'auto' (0.1 for D <= 2, else 1; default auto)")
     p.add_argument("--shaping", default="energy", choices=("energy", "rank"),
                    help="fitness shaping (default energy)")
-    p.add_argument("--restarts", type=int_at_least(0), default=0,
-                   help="restarts with new seeds (default 0)")
+    p.add_argument("--restarts", type=int_at_least(0, words=("auto",)), default="auto",
+                   help="restarts with new seeds, or 'auto': while new global optima turn "
+                        "up, at most 4 (default auto)")
     p.add_argument("--backend", default="auto", type=backend_name,
                    help="auto, numpy, cpp, numba or cuda (must run here; default auto)")
     p.add_argument("--mode", default="reference", choices=("reference", "exact"))
@@ -152,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
             "problem": prob.name, "dim": dim, "popsize": args.popsize, "steps": args.steps,
             "seed": args.seed, "maximize": args.maximize, "backend": be_name,
             "x": np.asarray(res.x).tolist(), "fun": float(res.fun), "nfev": int(res.nfev),
+            "nrestarts": int(res.nrestarts),
             "nit": int(res.nit), "success": bool(res.success), "message": res.message,
             "seconds": elapsed, "radius": args.radius,
             "optima": [{"x": o.tolist(), "members_within_radius": int(c)}
