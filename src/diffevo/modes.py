@@ -364,16 +364,14 @@ def keep_final(finals: list, es: Any, maximize: bool) -> None:
         finals.append(final)
 
 
-def tied_basins(populations: list, scale: Any, min_size: int, best: float, tol: float,
-                limit: int = 32) -> list[dict]:
-    """The modes of an attempt's populations (``(population (n, D), costs (n,))`` each: its
-    final one and those :func:`keep_snapshot` kept, where basins the final one had left
-    still show; :func:`attempt_modes`) whose cost may equal ``best``: within ``tol`` of it,
+def tied_basins(modes: list[dict], best: float, tol: float, limit: int = 32) -> list[dict]:
+    """The ``modes`` (of an attempt's populations: its final one and those
+    :func:`keep_snapshot` kept, where basins the final one had left still show; from
+    :func:`attempt_modes`, best first) whose cost may equal ``best``: within ``tol`` of it,
     or within their own ``scatter`` (their members are still spread over values that wide),
-    at most ``limit`` of them, best first -- what ``restarts='auto'`` polishes and compares
-    between attempts (:class:`diffevo.runner.Run`)."""
-    return [m for m in attempt_modes(populations, scale, min_size)
-            if m["fun"] <= best + max(tol, m["scatter"])][:limit]
+    at most ``limit`` of them -- what ``restarts='auto'`` polishes and compares between
+    attempts (:class:`diffevo.runner.Run`)."""
+    return [m for m in modes if m["fun"] <= best + max(tol, m["scatter"])][:limit]
 
 
 def keep_snapshot(snapshots: list, es: Any, maximize: bool) -> None:

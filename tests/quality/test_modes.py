@@ -428,3 +428,16 @@ def test_auto_restarts_look_once_more_on_himmelblau_and_respect_maxfev():
     res = diffevo.minimize(problems.himmelblau, bounds=[(-4, 4)] * 2, vectorized=True, seed=0,
                            restarts=0)
     assert res.nrestarts == 0 and res.nfev <= 1.25 * 1024 * 50
+
+
+def test_auto_restarts_of_batched_runs_equal_those_of_separate_runs():
+    # the tie polishes of runs whose attempts end together advance in lockstep (one objective
+    # call per round); each run still decides, restarts and ends as it would alone
+    kw = {"bounds": [(-10, 10)] * 2, "vectorized": True, "popsize": 256, "maxiter": 20}
+    batched = diffevo.minimize(_shubert, runs=3, seed=5, **kw)
+    assert sum(one.nrestarts for one in batched) >= 3  # Shubert's equal minima: restarts ran
+    for r, one in enumerate(batched):
+        alone = diffevo.minimize(_shubert, seed=child_seed(5, r), **kw)
+        assert (one.fun, one.nfev, one.nrestarts) == (alone.fun, alone.nfev, alone.nrestarts)
+        assert len(one.modes) == len(alone.modes)
+        assert all(np.array_equal(a["x"], b["x"]) for a, b in zip(one.modes, alone.modes))
