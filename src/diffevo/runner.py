@@ -36,9 +36,8 @@ from .checkpoint import load_checkpoint, save_checkpoint, writable_path
 from .evaluation import Evaluator
 from .history import History
 from .modes import finish_runs as modes_of_runs
-from .modes import (POLISH_SHARE, Cost, attempt_modes_many, final_of, keep_final, keep_snapshot,
-                    min_mode_size, tied_basins)
-from .modes import MERGE_XTOL
+from .modes import (MERGE_XTOL, POLISH_SHARE, Cost, attempt_modes_many, final_of, keep_final,
+                    keep_snapshot, min_mode_size, tied_basins)
 from .modes import _unit as mode_unit
 from .polish import Counted, drive, one_thread_blas, polish_each
 from .result import OptimizeResult, verdict
@@ -150,7 +149,8 @@ class Run:
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self.__dict__.setdefault("snapshots", [])  # (a checkpoint of a version before them)
-        for name, value in (("auto", False), ("snapshots_from", 0), ("value_width", None), ("ties", []), ("tie_unit", None)):
+        for name, value in (("auto", False), ("snapshots_from", 0), ("value_width", None),
+                            ("ties", []), ("tie_unit", None)):
             self.__dict__.setdefault(name, value)
         self.t0 = time.perf_counter() - state["t0"]
 
@@ -255,13 +255,16 @@ class Run:
 
     def _covers(self, candidate: dict, optimum: dict) -> bool:
         """Whether a candidate basin holds a polished optimum: it lies within SAME_BASIN of it
-        (units of the run's scale) or within the basin's spread in every coordinate (the
-        basins of one optimum in an attempt's final and earlier populations: Himmelblau's
-        four minima came as 20-27 candidates at 512 x 25, their polish took 1.2 s of 2.5 for
-        100 runs before this test)."""
+        (units of the run's scale) or within the basin's spread in every coordinate (one
+        optimum shows as several basins of an attempt's final and earlier populations:
+        Himmelblau's four minima came as 20-27 candidates at 512 x 25)."""
         gap = np.abs(np.asarray(candidate["x"]) - optimum["x"])
         spread = np.asarray(candidate.get("spread", np.zeros_like(gap)))
         return bool(np.linalg.norm(gap / self.tie_unit) <= SAME_BASIN or (gap <= spread).all())
+
+    def _same(self, a: dict, b: dict) -> bool:
+        """Whether two polished optima are one point (within MERGE_XTOL, as merge_modes)."""
+        return bool(np.linalg.norm((a["x"] - b["x"]) / self.tie_unit) <= MERGE_XTOL)
 
     def _tie_steps(self, counted: Counted, candidates: list, bounds: Any, best: float,
                    near: float):
@@ -276,18 +279,15 @@ class Run:
             if any(self._covers(c, o) for o in polished + self.ties):
                 continue
             (m,) = yield from polish_each(counted, [c], bounds, None)
-            seen = any(np.linalg.norm((m["x"] - o["x"]) / self.tie_unit) <= MERGE_XTOL
-                       for o in polished + self.ties)
-            again = again + 1 if seen else 0
+            again = again + 1 if any(self._same(m, o) for o in polished + self.ties) else 0
             polished.append(m)
         self.nfev += counted.nfev  # (their optima are polished again at the end, with the modes)
         best = min([best] + [m["fun"] for m in polished])
         known = [m for m in self.ties if m["fun"] <= best + near]
         new = []
         for m in sorted(polished, key=lambda m: m["fun"]):
-            if m["polished"] and m["fun"] <= best + near and all(
-                    np.linalg.norm((m["x"] - k["x"]) / self.tie_unit) > MERGE_XTOL
-                    for k in known + new):
+            if (m["polished"] and m["fun"] <= best + near
+                    and not any(self._same(m, k) for k in known + new)):
                 new.append({"x": m["x"], "fun": m["fun"]})
         self.ties = known + new
         return bool(new) and len(self.ties) >= 2
