@@ -81,7 +81,7 @@ def prepare(runs: Sequence[Any], fitnesses: Sequence[Any]) -> list[Told]:
     gen = generation_stats(cost, f, x, finite, s.maximize, s.entropy_resolution)
     w, weights = s.fitness_shaping, None
     if first.generation + 1 < first.num_step:  # the final population gets no step
-        weights = weights_rows(w, f if w.sense == "fitness" else cost, finite, xp,
+        weights = weights_rows(w, f if w.sense == "fitness" else cost, _shown(runs, x, finite, xp), xp,
                                each=[opt.settings.fitness_shaping for opt in runs]).astype(first.dtype)
     sign = -1.0 if s.maximize else 1.0
     now = time.perf_counter()
@@ -99,6 +99,19 @@ def prepare(runs: Sequence[Any], fitnesses: Sequence[Any]) -> list[Told]:
         out.append(Told(f[r], opt._asked, best, gen_best, span, spread, row,
                         None if weights is None else weights[r]))
     return out
+
+
+def _shown(runs: Sequence[Any], x, finite, xp):
+    """(R, N) the members the weighting sees -- the finite ones, less those a run avoids
+    (:meth:`diffevo.DiffusionEvolution.avoid`) -- or None when that is every member."""
+    avoided = [opt.avoided(x[r]) for r, opt in enumerate(runs)]
+    if all(a is None for a in avoided):
+        return finite
+    shown = xp.ones(x.shape[:2], dtype=bool) if finite is None else finite.copy()
+    for r, a in enumerate(avoided):
+        if a is not None:
+            shown[r] &= ~a
+    return None if bool(shown.all()) else shown
 
 
 def stacked(runs: Sequence[Any], name: str):

@@ -49,15 +49,16 @@ from typing import Any
 import numpy as np
 from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
 
 from ._device import namespace, to_numpy
 from .evaluation import _OrNaN  # the on_error='nan' wrapper: see Cost.key
 from .polish import Counted, drive, one_thread_blas, polish_each, polish_modes
 
 __all__ = ["Cost", "attempt_modes", "attempt_modes_many", "final_of", "find_modes",
-           "find_modes_many", "finish", "finish_runs", "keep_final", "keep_snapshot",
-           "lost_basins", "merge_modes", "merge_modes_many", "min_mode_size",
-           "run_modes", "tied_basins"]
+           "find_modes_many", "finish", "finish_runs", "hill_parted", "keep_final",
+           "keep_snapshot", "lost_basins", "merge_modes", "merge_modes_many", "min_mode_size",
+           "run_modes", "taboo_radii", "tied_basins"]
 
 #: without maxfev, polishing may spend this fraction of the evaluations the run's attempts
 #: spent (at least of one attempt's popsize * num_step): restarts bring modes of their own
@@ -374,6 +375,18 @@ def tied_basins(modes: list[dict], best: float, tol: float, limit: int = 32) -> 
     return [m for m in modes if m["fun"] <= best + max(tol, m["scatter"])][:limit]
 
 
+def taboo_radii(points: np.ndarray, scale: Any, share: float, reach: Any = None) -> np.ndarray:
+    """(k,) for k >= 2 distinct points (k, D): ``share`` of each one's distance to its
+    nearest other point, or of its ``reach`` (k,) where that is smaller, in units of
+    ``scale`` (D,) (scipy's KD-tree): the balls a restarted population avoids
+    (:meth:`diffevo.DiffusionEvolution.avoid`). A fraction of the distance to the nearest
+    neighbour keeps a ball inside its optimum's share of the space, whatever the spacing."""
+    u = np.asarray(points, dtype=np.float64) / _unit(points, scale)
+    dist, _ = cKDTree(u).query(u, k=2)
+    near = dist[:, 1] if reach is None else np.minimum(dist[:, 1], reach)
+    return share * near
+
+
 def keep_snapshot(snapshots: list, es: Any, maximize: bool) -> None:
     """After a generation: append ``(population, costs)`` of the attempt ``es`` when it has
     just told the generation at one of the fractions ``SNAPSHOT_AT`` of its schedule (a
@@ -416,6 +429,17 @@ def lost_basins(counted: Counted, modes: list[dict], candidates: list[dict],
     step = np.sqrt(dist[np.arange(cx.shape[0]), near])[:, None] * unit * SEGMENT_UNIT
     return [dict(c, size=0, spread=np.minimum(_spread(c, cx.shape[1]), s))
             for c, h, s in zip(candidates, hill, step) if h]
+
+
+def hill_parted(counted: Counted, a: list[dict], b: list[dict]) -> list[bool]:
+    """Whether a hill parts mode ``a[k]`` from mode ``b[k]`` (dicts with ``x`` and ``fun``, a
+    cost), by the hill-valley test: ONE call of ``counted``; all False when its budget does
+    not hold the ``HILL_TESTS`` points of every pair (no evidence of a hill)."""
+    if not a or counted.left < len(a) * HILL_TESTS:
+        return [False] * len(a)
+    ax = np.array([m["x"] for m in a], dtype=np.float64)
+    bx = np.array([m["x"] for m in b], dtype=np.float64)
+    return _hills(counted, ax, [m["fun"] for m in a], bx, [m["fun"] for m in b]).tolist()
 
 
 def _hills(counted: Counted, ax: np.ndarray, af: Any, bx: np.ndarray, bf: Any) -> np.ndarray:

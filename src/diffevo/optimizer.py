@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from ._device import cupy_module, is_gpu_array, namespace
+from ._device import cupy_module, is_gpu_array, namespace, to_numpy
 from ._random import as_generator
 from ._settings import Settings, check_int, with_options
 from ._space import search_space
@@ -150,6 +150,49 @@ class DiffusionEvolution:
     def best(self) -> tuple[Any, float]:
         """``(x (D,), value)`` of the best point evaluated so far (x None before any tell)."""
         return self._best_x, self._best_f
+
+    def avoid(self, points: Any = None, radii: Any = None) -> None:
+        """Members within ``radii[k]`` of ``points[k]`` weigh 0 in the x0 estimate from the
+        next tell on (the fitness shaping does not see them either); their values still
+        count for the best point, the statistics and the history. None clears it.
+
+        ``restarts='auto'`` sets the optima that earlier attempts found here, so that a
+        restarted population spreads over the basins not found yet instead of finding
+        the same ones again (the taboo points of RS-CMSA, Ahrari et al. 2017).
+
+        Args:
+            points: (k, D) in the objective's coordinates.
+            radii: (k,) > 0, distances in the run's normalised coordinates (units of
+                ``box.scale`` per coordinate; a uniform first population has unit variance).
+
+        Raises:
+            ValueError: naming ``points`` or ``radii`` for a wrong shape or value.
+        """
+        if points is None:
+            self._avoid = None
+            return
+        p = np.asarray(to_numpy(points), dtype=np.float64)
+        r = np.asarray(to_numpy(radii), dtype=np.float64)
+        if p.ndim != 2 or p.shape[1] != self.ndim or not np.isfinite(p).all():
+            raise ValueError(f"points must be finite, shape (k, {self.ndim}); got shape {p.shape}")
+        if r.shape != (p.shape[0],) or not (np.isfinite(r).all() and (r > 0).all()):
+            raise ValueError(f"radii must be ({p.shape[0]},) finite values > 0; got {radii!r}")
+        scale = np.broadcast_to(np.asarray(to_numpy(self.box.scale), dtype=np.float64), (self.ndim,))
+        xp = self._xp
+        self._avoid = (xp.asarray(p), xp.asarray(r), xp.asarray(scale.copy()))
+
+    def avoided(self, x: Any):
+        """(..., N) whether the members ``x`` (..., N, D) lie where :meth:`avoid` said
+        (None when nothing is avoided). One pass per point: memory stays O(N D)."""
+        avoid = self.__dict__.get("_avoid")
+        if avoid is None:
+            return None
+        xp = self._xp
+        points, radii, scale = avoid
+        inside = xp.zeros(x.shape[:-1], dtype=bool)
+        for k in range(points.shape[0]):
+            inside |= (((x - points[k]) / scale) ** 2).sum(axis=-1) <= radii[k] * radii[k]
+        return inside
 
     def _to_x(self, u):
         """u (..., N, D) -> x = center + scale u, clipped to the box, in x's dtype.

@@ -291,7 +291,8 @@ def _polish_mode(counted: Counted, x: Any, bounds, spread, maxfev: int) -> Steps
         converged = True  # out of budget: nothing more to do
     if not converged and local.left > d + 1 and local.best_x is not None:
         # a kink or noise stopped L-BFGS-B: Nelder-Mead from its best, a simplex of the mode's size
-        start = local.best_x
+        # (clipped: a stencil point may lie a rounding outside the bounds, and scipy warns)
+        start = local.best_x if low is None else np.clip(local.best_x, low, high)
         step = np.maximum(np.zeros(d) if spread is None else np.asarray(spread, dtype=np.float64),
                           1e-3 * np.maximum(1.0, np.abs(start)))
         simplex = np.vstack([start, start + np.diag(step)])

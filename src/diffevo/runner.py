@@ -36,8 +36,9 @@ from .checkpoint import load_checkpoint, save_checkpoint, writable_path
 from .evaluation import Evaluator
 from .history import History
 from .modes import finish_runs as modes_of_runs
-from .modes import (MERGE_XTOL, POLISH_SHARE, Cost, attempt_modes_many, final_of, keep_final,
-                    keep_snapshot, min_mode_size, tied_basins)
+from .modes import (HILL_TESTS, MERGE_XTOL, POLISH_SHARE, Cost, attempt_modes_many, final_of,
+                    hill_parted, keep_final, keep_snapshot, min_mode_size, taboo_radii,
+                    tied_basins)
 from .modes import _unit as mode_unit
 from .polish import Counted, drive, one_thread_blas, polish_each
 from .result import OptimizeResult, verdict
@@ -87,6 +88,18 @@ TIE_REPEATS = 3
 #: evaluations (what is left of it goes to the polish at the end)
 TIE_SHARE = 0.05
 
+#: restarts='auto': a restarted population avoids the optima of the best value known so far
+#: (DiffusionEvolution.avoid): members within this fraction of the distance from each to
+#: its nearest other one, or to the nearest basin its attempt saw outside its own (an
+#: optimum not found yet may lie closer than the known ones: Shubert's come in pairs), weigh
+#: 0, so the population spreads over the basins not found yet instead of finding the same
+#: ones again (modes.taboo_radii)
+TABOO_SHARE = 0.5
+
+#: restarts='auto': the nearest modes of an attempt (outside the optimum's basin) that the
+#: hill-valley test compares with each new optimum of the best value (Run.tie_reach)
+TABOO_PROBES = 8
+
 
 def child_seed(seed: Any, k: int) -> Any:
     """The k-th independent child of ``seed`` (a pure function of seed and k).
@@ -124,6 +137,11 @@ class Run:
         self.value_width: float | None = None  # restarts='auto': the first generation's
         self.ties: list = []  # restarts='auto': the polished optima of the best value
         self.tie_unit: np.ndarray | None = None
+        # restarts='auto': an attempt that avoided the known optima and found no new one
+        # explored elsewhere; the result then shows the population of the last attempt
+        # that found one (its strategy's result, kept at the restart)
+        self.shown: OptimizeResult | None = None
+        self.nothing_new = False
         self.factor = factor
         self.settings = settings
         self.t0 = time.perf_counter()
@@ -150,7 +168,8 @@ class Run:
         self.__dict__.update(state)
         self.__dict__.setdefault("snapshots", [])  # (a checkpoint of a version before them)
         for name, value in (("auto", False), ("snapshots_from", 0), ("value_width", None),
-                            ("ties", []), ("tie_unit", None)):
+                            ("ties", []), ("tie_unit", None), ("shown", None),
+                            ("nothing_new", False)):
             self.__dict__.setdefault(name, value)
         self.t0 = time.perf_counter() - state["t0"]
 
@@ -219,6 +238,11 @@ class Run:
         self.popsize = max(2, int(round(self.popsize * self.factor)))
         self.es = make(self.popsize, child_seed(self.seed, self.attempt), maxfev, timeout)
         self.fresh = True
+        box = getattr(self.es, "box", None)
+        if self.auto and len(self.ties) >= 2 and box is not None and hasattr(self.es, "avoid"):
+            points = np.array([t["x"] for t in self.ties], dtype=np.float64)
+            reach = np.array([t.get("reach", math.inf) for t in self.ties])
+            self.es.avoid(points, taboo_radii(points, box.scale, TABOO_SHARE, reach))
 
     def tie_populations(self, left: int | None, evaluate: Evaluator | None) -> list | None:
         """restarts='auto', an attempt just ended: the populations whose basins
@@ -252,6 +276,35 @@ class Run:
         steps = self._tie_steps(counted, candidates, getattr(self.es, "bounds", None), best,
                                 TIE_POLISHED * self.value_width)
         return steps, cost
+
+    def tie_reach(self, evaluate: Evaluator, modes: list[dict], left: int | None) -> None:
+        """Note each new optimum's ``reach`` (units of the run's scale): the distance to the
+        nearest of the attempt's ``modes`` that a hill parts from it (the hill-valley test,
+        :func:`diffevo.modes.hill_parted`: ``TABOO_PROBES`` nearest modes outside its basin,
+        one objective call for all new optima, counted in nfev), inf when none is. An
+        optimum not found yet may lie much closer than the known ones (Shubert's global
+        minima come in pairs 0.1 of the scale apart, 1.1 from the next pair): the ball a
+        restart avoids stays short of it (:data:`TABOO_SHARE`)."""
+        fresh = [t for t in self.ties if "reach" not in t]
+        pairs, dists = [], []
+        for k, t in enumerate(fresh):
+            t["reach"] = math.inf
+            near = sorted(((float(np.linalg.norm((m["x"] - t["x"]) / self.tie_unit)), j)
+                           for j, m in enumerate(modes) if not self._covers(m, t)))
+            for dist, j in near[:TABOO_PROBES]:
+                pairs.append((k, j))
+                dists.append(dist)
+        if not pairs:
+            return
+        s = self.settings
+        pop = self.es.result.get("population")
+        cost = Cost(evaluate, -1.0 if s.maximize else 1.0, np if pop is None else namespace(pop))
+        counted = Counted(cost, len(pairs) * HILL_TESTS if left is None else max(0, left))
+        parted = hill_parted(counted, [fresh[k] for k, _ in pairs], [modes[j] for _, j in pairs])
+        self.nfev += counted.nfev
+        for (k, _), dist, hill in zip(pairs, dists, parted):
+            if hill:
+                fresh[k]["reach"] = min(fresh[k]["reach"], dist)
 
     def _covers(self, candidate: dict, optimum: dict) -> bool:
         """Whether a candidate basin holds a polished optimum: it lies within SAME_BASIN of it
@@ -349,7 +402,12 @@ def settle(runs: list[Run], make: Callable, evaluate: Evaluator | None) -> list[
             for group in lanes.values():
                 again = drive([steps for _, steps, _, _ in group], group[0][2])
                 for (i, _, _, room), yes in zip(group, again):
+                    runs[i].nothing_new = not yes
                     if yes:
+                        runs[i].shown = runs[i].es.result
+                        maxfev = runs[i].settings.maxfev
+                        left = None if maxfev is None else maxfev - runs[i].nfev
+                        runs[i].tie_reach(evaluate, found[[t[0] for t in tests].index(i)], left)
                         runs[i].restart(make, *room)
                         out[i] = None
     return out
@@ -361,7 +419,8 @@ def finish_runs(ending: list[tuple[Run, dict]], evaluate: Evaluator | None) -> l
     all of them), each run getting what it would get alone."""
     results = []
     for run, _ in ending:
-        results.append(run.es.result)
+        shown = run.shown if run.nothing_new and run.shown is not None else run.es.result
+        results.append(shown)
         keep_final(run.finals, run.es, run.settings.maximize)
     reports = modes_of_runs(evaluate, ending)
     return [run._finished(stop, res, modes, used)

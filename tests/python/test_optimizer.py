@@ -182,6 +182,62 @@ def test_nan_policy():
     assert es.generation == 2 and math.isnan(es.history.best[-1])
 
 
+def test_avoided_members_weigh_as_nan_under_worst_but_keep_their_values():
+    """avoid(points, radii): the step is the one NaN for those members would give under
+    nan_policy='worst' (weight 0, not shown to the shaping), bit for bit; their values
+    still count for the best point and the history."""
+    points, radii = np.array([[1.0, 1.0], [-2.0, 0.5]]), np.array([0.6, 0.4])
+    avoiding = make(64, num_step=4, seed=3)
+    avoiding.avoid(points, radii)
+    blanked = make(64, num_step=4, seed=3, nan_policy="worst")
+    for _ in range(3):
+        x = avoiding.ask()
+        np.testing.assert_array_equal(x, blanked.ask())
+        f = problems.sphere(x)
+        inside = avoiding.avoided(x)
+        unit = np.asarray(avoiding.box.scale)
+        near = (((x[:, None] - points[None]) / unit) ** 2).sum(-1) <= radii**2
+        np.testing.assert_array_equal(inside, near.any(axis=1))
+        assert 0 < inside.sum() < 64
+        avoiding.tell(f)
+        blanked.tell(np.where(inside, np.nan, f))
+        np.testing.assert_array_equal(avoiding._u, blanked._u)
+    assert avoiding.history.best[0] == f.min() or avoiding.best[1] <= blanked.best[1]
+    assert avoiding.best[1] == min(avoiding.history.best)
+
+
+def test_avoid_moves_the_population_to_the_other_optimum():
+    """Two equal minima: avoiding one, most of the population gathers at the other
+    (seeds 5-7: 41-64 % of the final members nearer (2, 2) without, 76-100 % with)."""
+    def two(x):
+        return np.minimum(((x - 2.0) ** 2).sum(1), ((x + 2.0) ** 2).sum(1))
+
+    def share_near_plus(es):
+        pop = drive(es, two).result.population
+        return float((np.linalg.norm(pop - 2.0, axis=1) < np.linalg.norm(pop + 2.0, axis=1)).mean())
+
+    free = share_near_plus(make(256, num_step=30, seed=5))
+    es = make(256, num_step=30, seed=5)
+    es.avoid([[-2.0, -2.0]], [0.5])  # 1.44 in x: the box's scale is 10 / sqrt(12)
+    avoiding = share_near_plus(es)
+    assert avoiding > 0.7 and avoiding > free + 0.2
+    es = make(8)
+    es.avoid([[0.0, 0.0]], [1.0])
+    es.avoid(None)  # cleared
+    assert es.avoided(es.ask()) is None
+
+
+@pytest.mark.parametrize("points, radii, match", [
+    ([[0.0, 0.0, 0.0]], [1.0], "points must be finite, shape"),
+    ([[np.nan, 0.0]], [1.0], "points must be finite"),
+    ([[0.0, 0.0]], [0.0], "radii must be"),
+    ([[0.0, 0.0]], [1.0, 2.0], "radii must be"),
+])
+def test_avoid_refuses_bad_arguments(points, radii, match):
+    with pytest.raises(ValueError, match=match):
+        make(8).avoid(points, radii)
+
+
 def test_tell_validates_fitness():
     es = make(8, num_step=3)
     es.ask()

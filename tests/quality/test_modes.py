@@ -4,6 +4,7 @@ batched runs equal to separate ones. Tolerances are stated where they are used."
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -274,8 +275,9 @@ def test_basins_the_population_left_before_the_end_are_still_reported():
     """Vincent's two narrowest maxima (0.333, 0.624) hold 14-25 members at half the schedule
     and none at the end (seed 0 traced): without the earlier populations both are lost, in
     every seed. Found: within 1e-3 of the maximum and within 1e-6 of its value 1, the check
-    of issue 13; the lost ones are reported with size 0."""
-    res = diffevo.maximize(_vincent, bounds=[(0.25, 10.0)], vectorized=True, seed=0)
+    of issue 13; the lost ones are reported with size 0. One attempt: a restart's population,
+    avoiding the maxima found, holds those basins at its end."""
+    res = diffevo.maximize(_vincent, bounds=[(0.25, 10.0)], vectorized=True, seed=0, restarts=0)
     good = np.array([m["x"][0] for m in res.modes if abs(m["fun"] - 1) < 1e-6])
     assert all(np.abs(good - x).min() < 1e-3 for x in VINCENT_MAXIMA)
     lost = [m for m in res.modes if m["size"] == 0]
@@ -425,9 +427,17 @@ def test_auto_restarts_look_once_more_on_himmelblau_and_respect_maxfev():
     res = diffevo.minimize(problems.himmelblau, bounds=[(-4, 4)] * 2, vectorized=True, seed=0,
                            maxfev=60_000)
     assert res.nrestarts == 0 and res.nfev <= 60_000
-    res = diffevo.minimize(problems.himmelblau, bounds=[(-4, 4)] * 2, vectorized=True, seed=0,
+    one = diffevo.minimize(problems.himmelblau, bounds=[(-4, 4)] * 2, vectorized=True, seed=0,
                            restarts=0)
-    assert res.nrestarts == 0 and res.nfev <= 1.25 * 1024 * 50
+    assert one.nrestarts == 0 and one.nfev <= 1.25 * 1024 * 50
+    # the restart avoided the four minima and found no new one: the result shows the
+    # population of the attempt that found them (the first, as the one-attempt run's)
+    auto = diffevo.minimize(problems.himmelblau, bounds=[(-4, 4)] * 2, vectorized=True, seed=0)
+    if auto.nrestarts == 1:
+        np.testing.assert_array_equal(auto.population, one.population)
+        np.testing.assert_array_equal(auto.population_fun, one.population_fun)
+    near = np.linalg.norm(auto.population[:, None] - MINIMA[None], axis=2) < 0.1
+    assert near.sum(axis=0).min() >= 5
 
 
 def test_auto_restarts_of_batched_runs_equal_those_of_separate_runs():
@@ -441,3 +451,66 @@ def test_auto_restarts_of_batched_runs_equal_those_of_separate_runs():
         assert (one.fun, one.nfev, one.nrestarts) == (alone.fun, alone.nfev, alone.nrestarts)
         assert len(one.modes) == len(alone.modes)
         assert all(np.array_equal(a["x"], b["x"]) for a, b in zip(one.modes, alone.modes))
+
+
+def _vincent_2d(X):  # CEC 2013 F7 in 2-D: 36 maxima of value 1 on a logarithmic grid
+    return np.mean(np.sin(10 * np.log(X)), axis=1)
+
+
+def _vincent_found(res) -> int:
+    grid = np.array(list(itertools.product(VINCENT_MAXIMA, repeat=2)))
+    best = np.array([m["x"] for m in res.modes if abs(m["fun"] - 1) < 1e-6]).reshape(-1, 2)
+    return int(sum((np.linalg.norm(best - g, axis=1) < 1e-3).any() for g in grid))
+
+
+@pytest.mark.slow
+def test_restarts_avoid_the_optima_found_and_find_more(monkeypatch):
+    """restarts='auto' restarts a population that avoids the best optima known (weight 0 in
+    balls of half the distance to the nearest known one, or to the nearest basin a hill
+    parts from it). Vincent 2-D, seeds 0-1: 36 and 36 of 36 maxima; restarts of the same
+    seeds that do not avoid them found 30 and 34. Each ball holds one known optimum."""
+    from diffevo import runner
+
+    seen = []
+    restart = runner.Run.restart
+
+    def spy(self, *args):
+        restart(self, *args)
+        seen.append((np.array([t["x"] for t in self.ties]), self.es.__dict__.get("_avoid")))
+
+    monkeypatch.setattr(runner.Run, "restart", spy)
+    kw = dict(bounds=[(0.25, 10.0)] * 2, vectorized=True)
+    avoiding = [_vincent_found(diffevo.maximize(_vincent_2d, seed=s, **kw)) for s in (0, 1)]
+    assert seen and all(avoid is not None for _, avoid in seen)
+    for ties, (points, radii, scale) in seen:
+        np.testing.assert_array_equal(points, ties)
+        gaps = np.linalg.norm((ties[:, None] - ties[None]) / scale, axis=2)
+        gaps[np.eye(len(ties), dtype=bool)] = np.inf
+        assert (radii <= runner.TABOO_SHARE * gaps.min(axis=1) + 1e-12).all()
+        assert (radii < gaps.min(axis=1) / 2 + 1e-12).all()  # balls do not meet
+    monkeypatch.setattr(diffevo.DiffusionEvolution, "avoid", lambda self, *a: None)
+    free = [_vincent_found(diffevo.maximize(_vincent_2d, seed=s, **kw)) for s in (0, 1)]
+    assert sum(avoiding) >= sum(free) + 4, (avoiding, free)
+
+
+def test_a_tie_reach_is_the_nearest_basin_a_hill_parts_from_it():
+    """Run.tie_reach: of the modes around a new optimum, the nearest with a hill between (a
+    valley of the objective) bounds its ball; one on its own slope does not."""
+    from diffevo.evaluation import Evaluator
+    from diffevo.runner import Run
+
+    f = lambda X: np.cos(2 * np.pi * X[:, 0]) + 0.0 * X[:, 1]  # minima at x = +-0.5, +-1.5
+    es = diffevo.DiffusionEvolution(16, bounds=[(-2, 2)] * 2, seed=0)
+    run = Run(0, 0, lambda *a: es, 16, "auto", 1.0, diffevo._settings.Settings(num_step=2))
+    run.tie_unit = np.ones(2)
+    run.ties = [{"x": np.array([0.5, 0.0]), "fun": -1.0}]
+    modes = [{"x": np.array([0.7, 0.0]), "fun": float(np.cos(1.4 * np.pi))},  # its valley, uphill
+             {"x": np.array([1.5, 0.0]), "fun": -1.0},  # the next minimum, 1.0 away
+             {"x": np.array([-0.5, 0.0]), "fun": -1.0}]  # also 1.0 away
+    run.tie_reach(Evaluator(f, vectorized=True), modes, None)
+    assert run.ties[0]["reach"] == pytest.approx(1.0)
+    assert run.nfev == 3 * diffevo.modes.HILL_TESTS
+    run.ties.append({"x": np.array([1.5, 0.0]), "fun": -1.0})
+    slope = [{"x": np.array([1.3, 0.0]), "fun": float(np.cos(2.6 * np.pi))}]  # 1.5's valley
+    run.tie_reach(Evaluator(f, vectorized=True), slope, None)  # only the new one is tested
+    assert run.ties[1]["reach"] == math.inf and run.nfev == 4 * diffevo.modes.HILL_TESTS
