@@ -174,6 +174,24 @@ def test_checkpoint_resume_is_bit_identical(tmp_path, extra):
     assert not [p for p in os.listdir(tmp_path) if p != "run.ckpt"]  # no temporary file left
 
 
+def test_resume_inside_an_auto_restart_that_avoids_known_optima(tmp_path):
+    """restarts='auto' on Himmelblau at 128 x 12: two restarts, each avoiding the minima
+    known; stopped in the second attempt and resumed, the run ends bit-identical (the
+    optima known, their reach and the balls are part of the checkpoint)."""
+    kw = dict(bounds=[(-5.0, 5.0)] * 2, vectorized=True, popsize=128, maxiter=12, seed=0,
+              backend=BACKEND)
+    path = tmp_path / "run.ckpt"
+    reference = diffevo.minimize(problems.himmelblau, **kw)
+    assert reference.nrestarts >= 1
+    diffevo.minimize(problems.himmelblau, **kw, checkpoint=path, callback=interrupt_at(17))
+    resumed = diffevo.minimize(problems.himmelblau, **kw, checkpoint=path, resume=path)
+    assert (resumed.fun, resumed.nfev, resumed.nrestarts) == (
+        reference.fun, reference.nfev, reference.nrestarts)
+    np.testing.assert_array_equal(resumed.x, reference.x)
+    np.testing.assert_array_equal(resumed.population, reference.population)
+    assert [m["fun"] for m in resumed.modes] == [m["fun"] for m in reference.modes]
+
+
 def test_checkpoint_and_resume_arguments_are_checked(tmp_path):
     with pytest.raises(ValueError, match="checkpoint: the folder"):
         diffevo.minimize(problems.sphere, **MIN, checkpoint=tmp_path / "missing" / "c.ckpt")
