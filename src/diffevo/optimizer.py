@@ -183,15 +183,20 @@ class DiffusionEvolution:
 
     def avoided(self, x: Any):
         """(..., N) whether the members ``x`` (..., N, D) lie where :meth:`avoid` said
-        (None when nothing is avoided). One pass per point: memory stays O(N D)."""
+        (None when nothing is avoided). Points in blocks of at most ``2**22 / (N D)``:
+        memory stays O(N D) however many points there are."""
         avoid = self.__dict__.get("_avoid")
         if avoid is None:
             return None
         xp = self._xp
         points, radii, scale = avoid
+        u = (x / scale)[..., None, :]
+        pu, r2 = points / scale, radii * radii
         inside = xp.zeros(x.shape[:-1], dtype=bool)
-        for k in range(points.shape[0]):
-            inside |= (((x - points[k]) / scale) ** 2).sum(axis=-1) <= radii[k] * radii[k]
+        block = max(1, (1 << 22) // max(1, math.prod(x.shape)))
+        for a in range(0, points.shape[0], block):
+            d2 = ((u - pu[a:a + block]) ** 2).sum(axis=-1)
+            inside |= (d2 <= r2[a:a + block]).any(axis=-1)
         return inside
 
     def _to_x(self, u):

@@ -287,13 +287,16 @@ class Run:
         restart avoids stays short of it (:data:`TABOO_SHARE`)."""
         fresh = [t for t in self.ties if "reach" not in t]
         pairs, dists = [], []
-        for k, t in enumerate(fresh):
+        for t in fresh:
             t["reach"] = math.inf
-            near = sorted(((float(np.linalg.norm((m["x"] - t["x"]) / self.tie_unit)), j)
-                           for j, m in enumerate(modes) if not self._covers(m, t)))
-            for dist, j in near[:TABOO_PROBES]:
-                pairs.append((k, j))
-                dists.append(dist)
+        if fresh and modes:
+            mx, mf, ms = _as_arrays(modes)
+            for k, t in enumerate(fresh):
+                dist = np.linalg.norm((mx - t["x"]) / self.tie_unit, axis=1)
+                outside = np.flatnonzero(~self._covering(mx, mf, ms, t))
+                for j in outside[np.argsort(dist[outside], kind="stable")][:TABOO_PROBES]:
+                    pairs.append((k, int(j)))
+                    dists.append(float(dist[j]))
         if not pairs:
             return
         s = self.settings
@@ -310,10 +313,17 @@ class Run:
         """Whether a candidate basin holds a polished optimum: it lies within SAME_BASIN of it
         (units of the run's scale) or within the basin's spread in every coordinate (one
         optimum shows as several basins of an attempt's final and earlier populations:
-        Himmelblau's four minima came as 20-27 candidates at 512 x 25)."""
-        gap = np.abs(np.asarray(candidate["x"]) - optimum["x"])
-        spread = np.asarray(candidate.get("spread", np.zeros_like(gap)))
-        return bool(np.linalg.norm(gap / self.tie_unit) <= SAME_BASIN or (gap <= spread).all())
+        Himmelblau's four minima came as 20-27 candidates at 512 x 25). Never when the
+        candidate is better than the optimum: no point of a basin is, and in 3-D a basin's
+        spread (about 1 on Rastrigin) reaches the neighbouring optima."""
+        return bool(self._covering(*_as_arrays([candidate]), optimum)[0])
+
+    def _covering(self, x: np.ndarray, fun: np.ndarray, spread: np.ndarray,
+                  optimum: dict) -> np.ndarray:
+        """(M,) :meth:`_covers` of M candidates: ``x`` and ``spread`` (M, D), ``fun`` (M,)."""
+        gap = np.abs(x - optimum["x"])
+        near = np.linalg.norm(gap / self.tie_unit, axis=1) <= SAME_BASIN
+        return (fun >= optimum["fun"]) & (near | (gap <= spread).all(axis=1))
 
     def _same(self, a: dict, b: dict) -> bool:
         """Whether two polished optima are one point (within MERGE_XTOL, as merge_modes)."""
@@ -367,6 +377,14 @@ class Run:
                    modes=modes)
         self.result = res
         return res
+
+
+def _as_arrays(modes: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(x (M, D), fun (M,), spread (M, D))`` of modes (no spread: zeros)."""
+    x = np.array([m["x"] for m in modes], dtype=np.float64)
+    fun = np.array([m["fun"] for m in modes], dtype=np.float64)
+    spread = np.array([m.get("spread", np.zeros(x.shape[1])) for m in modes], dtype=np.float64)
+    return x, fun, spread
 
 
 def settle(runs: list[Run], make: Callable, evaluate: Evaluator | None) -> list[dict | None]:
