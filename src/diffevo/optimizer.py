@@ -178,8 +178,8 @@ class DiffusionEvolution:
         if r.shape != (p.shape[0],) or not (np.isfinite(r).all() and (r > 0).all()):
             raise ValueError(f"radii must be ({p.shape[0]},) finite values > 0; got {radii!r}")
         scale = np.broadcast_to(np.asarray(to_numpy(self.box.scale), dtype=np.float64), (self.ndim,))
-        xp = self._xp
-        self._avoid = (xp.asarray(p), xp.asarray(r), xp.asarray(scale.copy()))
+        xp = self._xp  # kept in units of the scale, radii squared: what avoided() compares
+        self._avoid = (xp.asarray(p / scale), xp.asarray(r * r), xp.asarray(scale.copy()))
 
     def avoided(self, x: Any):
         """(..., N) whether the members ``x`` (..., N, D) lie where :meth:`avoid` said
@@ -189,12 +189,11 @@ class DiffusionEvolution:
         if avoid is None:
             return None
         xp = self._xp
-        points, radii, scale = avoid
+        pu, r2, scale = avoid
         u = (x / scale)[..., None, :]
-        pu, r2 = points / scale, radii * radii
         inside = xp.zeros(x.shape[:-1], dtype=bool)
         block = max(1, (1 << 22) // max(1, math.prod(x.shape)))
-        for a in range(0, points.shape[0], block):
+        for a in range(0, pu.shape[0], block):
             d2 = ((u - pu[a:a + block]) ** 2).sum(axis=-1)
             inside |= (d2 <= r2[a:a + block]).any(axis=-1)
         return inside

@@ -277,11 +277,12 @@ class Run:
                                 TIE_POLISHED * self.value_width)
         return steps, cost
 
-    def tie_reach(self, evaluate: Evaluator, modes: list[dict], left: int | None) -> None:
+    def tie_reach(self, cost: Cost, modes: list[dict]) -> None:
         """Note each new optimum's ``reach`` (units of the run's scale): the distance to the
         nearest of the attempt's ``modes`` that a hill parts from it (the hill-valley test,
         :func:`diffevo.modes.hill_parted`: ``TABOO_PROBES`` nearest modes outside its basin,
-        one objective call for all new optima, counted in nfev), inf when none is. An
+        one call of ``cost`` (:meth:`tie_lane`'s) for all new optima, counted in nfev and
+        within what maxfev leaves), inf when none is. An
         optimum not found yet may lie much closer than the known ones (Shubert's global
         minima come in pairs 0.1 of the scale apart, 1.1 from the next pair): the ball a
         restart avoids stays short of it (:data:`TABOO_SHARE`)."""
@@ -299,10 +300,9 @@ class Run:
                     dists.append(float(dist[j]))
         if not pairs:
             return
-        s = self.settings
-        pop = self.es.result.get("population")
-        cost = Cost(evaluate, -1.0 if s.maximize else 1.0, np if pop is None else namespace(pop))
-        counted = Counted(cost, len(pairs) * HILL_TESTS if left is None else max(0, left))
+        need = len(pairs) * HILL_TESTS
+        maxfev = self.settings.maxfev
+        counted = Counted(cost, need if maxfev is None else max(0, min(need, maxfev - self.nfev)))
         parted = hill_parted(counted, [fresh[k] for k, _ in pairs], [modes[j] for _, j in pairs])
         self.nfev += counted.nfev
         for (k, _), dist, hill in zip(pairs, dists, parted):
@@ -414,18 +414,16 @@ def settle(runs: list[Run], make: Callable, evaluate: Evaluator | None) -> list[
                                 for i, _, pops in tests])  # one clustering call for all
     for (i, room, _), modes in zip(tests, found):
         steps, cost = runs[i].tie_lane(evaluate, modes)
-        lanes.setdefault(cost.key(), []).append((i, steps, cost, room))
+        lanes.setdefault(cost.key(), []).append((i, steps, cost, room, modes))
     if lanes:
         with one_thread_blas():
             for group in lanes.values():
-                again = drive([steps for _, steps, _, _ in group], group[0][2])
-                for (i, _, _, room), yes in zip(group, again):
+                again = drive([steps for _, steps, _, _, _ in group], group[0][2])
+                for (i, _, cost, room, modes), yes in zip(group, again):
                     runs[i].nothing_new = not yes
                     if yes:
                         runs[i].shown = runs[i].es.result
-                        maxfev = runs[i].settings.maxfev
-                        left = None if maxfev is None else maxfev - runs[i].nfev
-                        runs[i].tie_reach(evaluate, found[[t[0] for t in tests].index(i)], left)
+                        runs[i].tie_reach(cost, modes)
                         runs[i].restart(make, *room)
                         out[i] = None
     return out

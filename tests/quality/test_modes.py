@@ -482,8 +482,9 @@ def test_restarts_avoid_the_optima_found_and_find_more(monkeypatch):
     kw = dict(bounds=[(0.25, 10.0)] * 2, vectorized=True)
     avoiding = [_vincent_found(diffevo.maximize(_vincent_2d, seed=s, **kw)) for s in (0, 1)]
     assert seen and all(avoid is not None for _, avoid in seen)
-    for ties, (points, radii, scale) in seen:
-        np.testing.assert_array_equal(points, ties)
+    for ties, (units, squared, scale) in seen:  # avoid() keeps points / scale and radii^2
+        points, radii = units * scale, np.sqrt(squared)
+        np.testing.assert_allclose(points, ties, rtol=1e-14, atol=1e-14)
         gaps = np.linalg.norm((ties[:, None] - ties[None]) / scale, axis=2)
         gaps[np.eye(len(ties), dtype=bool)] = np.inf
         assert (radii <= runner.TABOO_SHARE * gaps.min(axis=1) + 1e-12).all()
@@ -497,6 +498,7 @@ def test_a_tie_reach_is_the_nearest_basin_a_hill_parts_from_it():
     """Run.tie_reach: of the modes around a new optimum, the nearest with a hill between (a
     valley of the objective) bounds its ball; one on its own slope does not."""
     from diffevo.evaluation import Evaluator
+    from diffevo.modes import Cost
     from diffevo.runner import Run
 
     f = lambda X: np.cos(2 * np.pi * X[:, 0]) + 0.0 * X[:, 1]  # minima at x = +-0.5, +-1.5
@@ -507,10 +509,11 @@ def test_a_tie_reach_is_the_nearest_basin_a_hill_parts_from_it():
     modes = [{"x": np.array([0.7, 0.0]), "fun": float(np.cos(1.4 * np.pi))},  # its valley, uphill
              {"x": np.array([1.5, 0.0]), "fun": -1.0},  # the next minimum, 1.0 away
              {"x": np.array([-0.5, 0.0]), "fun": -1.0}]  # also 1.0 away
-    run.tie_reach(Evaluator(f, vectorized=True), modes, None)
+    cost = Cost(Evaluator(f, vectorized=True), 1.0, np)
+    run.tie_reach(cost, modes)
     assert run.ties[0]["reach"] == pytest.approx(1.0)
     assert run.nfev == 3 * diffevo.modes.HILL_TESTS
     run.ties.append({"x": np.array([1.5, 0.0]), "fun": -1.0})
     slope = [{"x": np.array([1.3, 0.0]), "fun": float(np.cos(2.6 * np.pi))}]  # 1.5's valley
-    run.tie_reach(Evaluator(f, vectorized=True), slope, None)  # only the new one is tested
+    run.tie_reach(cost, slope)  # only the new one is tested
     assert run.ties[1]["reach"] == math.inf and run.nfev == 4 * diffevo.modes.HILL_TESTS
