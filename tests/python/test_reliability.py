@@ -192,6 +192,28 @@ def test_resume_inside_an_auto_restart_that_avoids_known_optima(tmp_path):
     assert [m["fun"] for m in resumed.modes] == [m["fun"] for m in reference.modes]
 
 
+def test_resume_inside_a_zoomed_restart(tmp_path):
+    """restarts='auto' on Vincent 1-D at 128 x 12, seed 0: two restarts in the whole box,
+    then one in a zoomed box (generations 37-48); stopped inside the zoom and resumed, the
+    run ends bit-identical (the zoom's box, the run's own box and the zooms left are part
+    of the checkpoint)."""
+    def vincent(X):
+        return np.mean(np.sin(10 * np.log(X)), axis=1)
+
+    kw = dict(bounds=[(0.25, 10.0)], vectorized=True, popsize=128, maxiter=12, seed=0,
+              backend=BACKEND)
+    path = tmp_path / "run.ckpt"
+    reference = diffevo.maximize(vincent, **kw)
+    assert reference.nrestarts == 3 and reference.nit == 48
+    diffevo.maximize(vincent, **kw, checkpoint=path, callback=interrupt_at(41))
+    resumed = diffevo.maximize(vincent, **kw, checkpoint=path, resume=path)
+    assert (resumed.fun, resumed.nfev, resumed.nrestarts) == (
+        reference.fun, reference.nfev, reference.nrestarts)
+    np.testing.assert_array_equal(resumed.population, reference.population)
+    assert [m["fun"] for m in resumed.modes] == [m["fun"] for m in reference.modes]
+    assert [m["x"].tolist() for m in resumed.modes] == [m["x"].tolist() for m in reference.modes]
+
+
 def test_checkpoint_and_resume_arguments_are_checked(tmp_path):
     with pytest.raises(ValueError, match="checkpoint: the folder"):
         diffevo.minimize(problems.sphere, **MIN, checkpoint=tmp_path / "missing" / "c.ckpt")

@@ -517,3 +517,83 @@ def test_a_tie_reach_is_the_nearest_basin_a_hill_parts_from_it():
     slope = [{"x": np.array([1.3, 0.0]), "fun": float(np.cos(2.6 * np.pi))}]  # 1.5's valley
     run.tie_reach(cost, slope)  # only the new one is tested
     assert run.ties[1]["reach"] == math.inf and run.nfev == 4 * diffevo.modes.HILL_TESTS
+
+
+def test_a_zoom_box_is_shrunk_around_the_most_crowded_optimum_and_inside_the_box():
+    """modes.zoom_box: Vincent's maxima without the five of the 0.333 row and column nearest
+    the corner: the box lies around the crowded corner (not around a far optimum of a row,
+    whose one close neighbour is as close), its shape the box's, inside it; evenly spread
+    optima give none; a point inside an earlier zoom is not a centre again."""
+    from diffevo.modes import zoom_box
+
+    low, high = np.full(2, 0.25), np.full(2, 10.0)
+    grid = np.array([p for p in itertools.product(VINCENT_MAXIMA, repeat=2)
+                     if not (min(p) < 0.4 and max(p) < 2.0)])
+    lo, hi = zoom_box(grid, low, high, 2.0, 0.5)
+    assert (lo >= low).all() and (hi <= high).all()
+    assert np.allclose((hi - lo) / (high - low), (hi - lo)[0] / 9.75)  # the box's shape
+    assert ((lo <= [0.333, 0.333]) & ([0.333, 0.333] <= hi)).all()  # holds the missing corner
+    assert (hi - lo)[0] <= 0.5 * 9.75
+    # the next zoom skips optima the first held: its centre lies outside it
+    lo2, hi2 = zoom_box(grid, low, high, 2.0, 0.5, skip=[(lo, hi)])
+    centre_inside = [((lo <= p) & (p <= hi)).all() for p in grid if ((lo2 <= p) & (p <= hi2)).all()]
+    assert not all(centre_inside)
+    # four optima spread over the box (Himmelblau's): no zoom
+    himmelblau = np.array([[3.0, 2.0], [-2.805, 3.131], [-3.779, -3.283], [3.584, -1.848]])
+    assert zoom_box(himmelblau, np.full(2, -4.0), np.full(2, 4.0), 2.0, 0.5) is None
+    # two of them a hair apart (one flat basin polished to two points) are no crowd either
+    pair = np.vstack([himmelblau, himmelblau[:1] + 1e-4])
+    assert zoom_box(pair, np.full(2, -4.0), np.full(2, 4.0), 2.0, 0.5, 0.02) is None
+
+
+@pytest.mark.slow
+def test_zoomed_restarts_find_the_maxima_the_whole_box_misses(monkeypatch):
+    """When restarts in the whole box stop finding new maxima, Vincent 2-D's crowded
+    corner is searched in a zoomed box: seeds 13 and 16 found 34 of 36 without the zoom
+    (the corner (0.333, 0.333) lost both times), 36 of 36 with it. The zoomed attempts
+    search boxes inside the bounds, and the modes are polished in the run's bounds."""
+    from diffevo import runner
+
+    boxes = []
+    restart = runner.Run.restart
+
+    def spy(self, make, maxfev, timeout, zoom=None):
+        restart(self, make, maxfev, timeout, zoom)
+        if zoom is not None:
+            boxes.append((zoom, self.es.bounds, self.space.bounds))
+
+    monkeypatch.setattr(runner.Run, "restart", spy)
+    kw = dict(bounds=[(0.25, 10.0)] * 2, vectorized=True)
+    zoomed = [_vincent_found(diffevo.maximize(_vincent_2d, seed=s, **kw)) for s in (13, 16)]
+    assert boxes
+    for (lo, hi), (es_lo, es_hi), (low, high) in boxes:
+        np.testing.assert_array_equal(es_lo, lo)
+        assert (lo >= low).all() and (hi <= high).all()
+        assert ((hi - lo) <= runner.ZOOM_LARGEST * (high - low) + 1e-12).all()
+        np.testing.assert_array_equal(low, [0.25, 0.25])  # the run's own bounds are kept
+    monkeypatch.setattr(runner, "ZOOM_RESTARTS", 0)
+    whole = [_vincent_found(diffevo.maximize(_vincent_2d, seed=s, **kw)) for s in (13, 16)]
+    assert zoomed == [36, 36] and sum(whole) < 72, (zoomed, whole)
+
+
+def test_tied_basins_come_first_and_the_others_follow_best_first():
+    from diffevo.modes import tied_basins
+
+    ms = [{"fun": -10.0, "scatter": 0.0}, {"fun": -5.0, "scatter": 6.0},  # within its scatter
+          {"fun": -9.0, "scatter": 0.0}, {"fun": -1.0, "scatter": 0.0}]
+    ms.sort(key=lambda m: m["fun"])  # (as attempt_modes gives them)
+    got = tied_basins(ms, best=-10.0, tol=0.5)
+    assert [m["fun"] for m in got] == [-10.0, -5.0, -9.0, -1.0]
+    assert [m["fun"] for m in tied_basins(ms, best=-10.0, tol=0.5, limit=2)] == [-10.0, -5.0]
+
+
+@pytest.mark.slow
+def test_shubert_3d_restarts_though_its_basins_sit_far_above_their_minima():
+    """Shubert 3-D (CEC 2013 F8, 81 minima of -2709.0935), seed 1: the attempt's best basin
+    member lay at -2458, so only 2 of its 259 basins looked tied by value and the run
+    stopped after one attempt with 6 minima; polishing the other basins too (within the tie
+    budget), it restarts and finds far more."""
+    res = diffevo.minimize(_shubert, bounds=[(-10, 10)] * 3, vectorized=True, seed=1)
+    best = np.array([m["x"] for m in res.modes if abs(m["fun"] + 2709.0935055) < 1e-6])
+    gaps = np.linalg.norm(best[:, None] - best[None], axis=2) + np.eye(len(best))
+    assert res.nrestarts >= 1 and len(best) >= 20 and gaps.min() > 0.1, (res.nrestarts, len(best))
