@@ -69,8 +69,11 @@ def _signature(fun: Callable, x0: Any = None, *, bounds: Any = None, ndim: int |
             the modes of every attempt are reported. ``'auto'`` (default): up to 4
             restarts, each only while the attempt that just ended found a basin of the
             best value no earlier attempt had and at least two such basins are known
-            (several global optima); with maxfev, only when what is left holds a whole
-            attempt and its polishing. A problem with one best basin runs once.
+            (several global optima), each avoiding the optima known; then, with bounds
+            and no x0 / sigma0, up to 2 attempts in a smaller box where the known optima
+            crowd together (features the whole box's population cannot resolve); with
+            maxfev, only when what is left holds a whole attempt and its polishing. A
+            problem with one best basin runs once.
         restart_popsize_factor: multiply popsize by this at each restart (2 doubles it).
         runs: R independent runs, advanced together (one batched x0 estimate for all
             R populations per generation); run r equals a separate call with
