@@ -87,13 +87,19 @@ class Counted:
         f = np.asarray(f, dtype=np.float64).reshape(-1)
         f = np.where(np.isfinite(f), f, np.inf)
         i = int(np.argmin(f))
+        self.tally(X, i, float(f[i]))
+        return f
+
+    def tally(self, X: np.ndarray, i: int, fi: float) -> None:
+        """Count the k points ``X`` evaluated, of which ``X[i]`` is the best (value ``fi``,
+        inf when none is finite): what :meth:`record` does once the best row is known
+        (:func:`_stencils` finds it for every stencil of a round in one array operation)."""
         node = self
         while node is not None:  # this one and those it draws from
             node.nfev += X.shape[0]
-            if f[i] < node.best_f:
-                node.best_f, node.best_x = float(f[i]), X[i].copy()
+            if fi < node.best_f:
+                node.best_f, node.best_x = fi, X[i].copy()
             node = node.parent
-        return f
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
         X = np.atleast_2d(np.asarray(X, dtype=np.float64))
@@ -110,24 +116,31 @@ def _fg(counted: Counted, x: np.ndarray, high: np.ndarray | None) -> Steps:
     """f(x) and its forward-difference gradient: yields ``(x, high)``, the request for one
     stencil of D + 1 points, and is sent what :func:`_stencils` computed for it."""
     counted.admit(x.shape[0] + 1)
-    pts, raw, value, grad = yield x, high
-    counted.record(pts, raw)
+    pts, best, best_f, value, grad = yield x, high
+    counted.tally(pts, best, best_f)
     return value, grad
 
 
 def _stencils(asks: list[tuple], evaluate: Callable[[np.ndarray], Any]) -> list[tuple]:
     """The stencils of L requests ``(x (D,), high (D,) or None)`` of one D, in ONE call of
-    ``evaluate``: per request ``(points (D + 1, D), raw values, f(x), gradient (D,))``.
+    ``evaluate``: per request ``(points (D + 1, D), index of the best point, its value (inf
+    when none is finite), f(x), gradient (D,))``.
 
     Each request's arithmetic is what one stencil alone computes, element for element:
     steps ``FD_STEP * max(1, |x_i|)``, inward where x + h passes the upper bound (no bound:
-    +inf, never passed), points ``x`` and ``x + diag(h)``, non-finite values as 1e300.
+    +inf, never passed), points ``x`` and ``x + diag(h)``, non-finite values as 1e300. The
+    per-stencil work that is not the local method's own (the best point of each, for
+    :meth:`Counted.tally`) is done here for all of them at once: what a lane costs per
+    round is then little more than its L-BFGS-B routine.
     """
-    x = np.stack([a[0] for a in asks])
-    high = np.stack([np.full(x.shape[1], np.inf) if a[1] is None else a[1] for a in asks])
-    h = FD_STEP * np.maximum(1.0, np.abs(x))
-    h = np.where(x + h > high, -h, h)
+    x = np.array([a[0] for a in asks], dtype=np.float64)
     rows, d = x.shape
+    h = FD_STEP * np.maximum(1.0, np.abs(x))
+    bounded = [k for k, a in enumerate(asks) if a[1] is not None]
+    if bounded:
+        high = np.full((rows, d), np.inf)
+        high[bounded] = [asks[k][1] for k in bounded]
+        h = np.where(x + h > high, -h, h)
     step = np.zeros((rows, d, d))
     step[:, np.arange(d), np.arange(d)] = h
     pts = np.concatenate([x[:, None, :], x[:, None, :] + step], axis=1)
@@ -136,9 +149,15 @@ def _stencils(asks: list[tuple], evaluate: Callable[[np.ndarray], Any]) -> list[
         raise ValueError(f"fun must return one value per point ({pts.shape[0] * (d + 1)}); "
                          f"got {raw.shape[0]}")
     raw = raw.reshape(rows, d + 1)
-    f = np.where(np.isfinite(raw), raw, 1e300)  # inf (no value) too: local methods need numbers
+    finite = np.isfinite(raw)
+    f = np.where(finite, raw, 1e300)  # inf (no value) too: local methods need numbers
     grad = (f[:, 1:] - f[:, :1]) / h
-    return [(pts[k], raw[k], float(f[k, 0]), grad[k]) for k in range(rows)]
+    ranked = np.where(finite, raw, np.inf)
+    best = ranked.argmin(axis=1)
+    best_f = ranked[np.arange(rows), best].tolist()
+    value = f[:, 0].tolist()
+    best = best.tolist()
+    return [(pts[k], best[k], best_f[k], value[k], grad[k]) for k in range(rows)]
 
 
 def _lbfgsb(counted: Counted, x0: np.ndarray, low, high, maxfun: int,
@@ -165,8 +184,8 @@ def _lbfgsb(counted: Counted, x0: np.ndarray, low, high, maxfun: int,
         lo[fl], up[fu] = low[fl], high_z[fu]
         nbd[:] = np.where(fl & fu, 2, np.where(fl, 1, np.where(fu, 3, 0)))
     x = np.array(x0, dtype=np.float64)
-    last = x.copy()
-    value, grad = yield from _fg(counted, last * unit, high)
+    last = x.tolist()  # (a list: comparing D floats as a list is np.array_equal, cheaper)
+    value, grad = yield from _fg(counted, x * unit, high)
     grad = grad * unit
     nfev, nit = 1, 0
     f, g = np.array(0.0, dtype=np.float64), np.zeros(n)
@@ -179,9 +198,10 @@ def _lbfgsb(counted: Counted, x0: np.ndarray, low, high, maxfun: int,
         _lbfgsb.setulb(m, x, lo, up, nbd, f, g, factr, LBFGSB["gtol"], wa, iwa, task, lsave,
                        isave, dsave, LBFGSB["maxls"], ln_task)
         if task[0] == 3:  # f and g at x
-            if not (x == last).all():  # np.array_equal, as scipy's cache, without its checks
-                last = x.copy()
-                value, grad = yield from _fg(counted, last * unit, high)
+            now = x.tolist()
+            if now != last:  # np.array_equal, as scipy's cache, without its checks
+                last = now
+                value, grad = yield from _fg(counted, x * unit, high)
                 grad = grad * unit
                 nfev += 1
             f, g = value, grad

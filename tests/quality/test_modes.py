@@ -453,6 +453,29 @@ def test_auto_restarts_of_batched_runs_equal_those_of_separate_runs():
         assert all(np.array_equal(a["x"], b["x"]) for a, b in zip(one.modes, alone.modes))
 
 
+def test_zoomed_restarts_of_batched_runs_equal_those_of_separate_runs(monkeypatch):
+    # Vincent 1-D at 128 x 12: the runs zoom (their attempts end together, their zoomed
+    # strategies are told in one batch); each run still equals the call alone
+    from diffevo import runner
+
+    zooms = []
+    restart = runner.Run.restart
+
+    def spy(self, make, maxfev, timeout, zoom=None):
+        zooms.append(zoom is not None)
+        restart(self, make, maxfev, timeout, zoom)
+
+    monkeypatch.setattr(runner.Run, "restart", spy)
+    kw = {"bounds": [(0.25, 10.0)], "vectorized": True, "popsize": 128, "maxiter": 12}
+    batched = diffevo.maximize(_vincent, runs=3, seed=0, **kw)
+    assert sum(zooms) >= 3
+    for r, one in enumerate(batched):
+        alone = diffevo.maximize(_vincent, seed=child_seed(0, r), **kw)
+        assert (one.fun, one.nfev, one.nrestarts) == (alone.fun, alone.nfev, alone.nrestarts)
+        assert len(one.modes) == len(alone.modes)
+        assert all(np.array_equal(a["x"], b["x"]) for a, b in zip(one.modes, alone.modes))
+
+
 def _vincent_2d(X):  # CEC 2013 F7 in 2-D: 36 maxima of value 1 on a logarithmic grid
     return np.mean(np.sin(10 * np.log(X)), axis=1)
 
