@@ -620,3 +620,44 @@ def test_shubert_3d_restarts_though_its_basins_sit_far_above_their_minima():
     best = np.array([m["x"] for m in res.modes if abs(m["fun"] + 2709.0935055) < 1e-6])
     gaps = np.linalg.norm(best[:, None] - best[None], axis=2) + np.eye(len(best))
     assert res.nrestarts >= 1 and len(best) >= 20 and gaps.min() > 0.1, (res.nrestarts, len(best))
+
+
+def _rastrigin_corners_found(res) -> int:
+    c = 3.517857  # Rastrigin's in-box maximum per coordinate in [-4, 4] (issue 13)
+    top = problems.rastrigin(np.full((1, 3), c))[0]
+    xs = np.array([m["x"] for m in res.modes if abs(m["fun"] - top) < 1e-6]).reshape(-1, 3)
+    return sum(bool(len(xs)) and np.min(np.linalg.norm(xs - o, axis=1)) < 1e-3
+               for o in itertools.product([-c, c], repeat=3))
+
+
+@pytest.mark.slow
+def test_restarts_above_two_dimensions_step_with_the_low_noise(monkeypatch):
+    """A restart after two or more equal optima turned up steps with the low-D noise 0.1 in
+    3-D (noise='auto'): Rastrigin's 8 corner maxima in [-4, 4]^3, seeds 0 and 6 found 7 of 8
+    with every attempt at the noise 1.0 of higher D, all 8 with it. A noise the user set is
+    kept, and the first attempt keeps 1.0 (what finds the one minimum in 3-D)."""
+    from diffevo import runner
+
+    noises = []
+    restart = runner.Run.restart
+
+    def spy(self, *args, **kw):
+        restart(self, *args, **kw)
+        noises.append(self.es.noise)
+
+    monkeypatch.setattr(runner.Run, "restart", spy)
+    kw = dict(bounds=[(-4, 4)] * 3, vectorized=True)
+    first = diffevo.DiffusionEvolution(8, ndim=3, bounds=[(-4, 4)] * 3).noise
+    low = [_rastrigin_corners_found(diffevo.maximize(problems.rastrigin, seed=s, **kw))
+           for s in (0, 6)]
+    assert first == 1.0 and noises and set(noises) == {0.1}, (first, noises)
+    from types import SimpleNamespace
+
+    for options, after in (({"noise": 0.5}, 0.5), ({}, 0.1)):  # set by the user: kept
+        es = diffevo.DiffusionEvolution(8, ndim=3, bounds=[(-4, 4)] * 3, **options)
+        runner.Run.niche(SimpleNamespace(es=es))
+        assert es.noise == after
+    monkeypatch.setattr(runner.Run, "niche", lambda self: None)
+    high = [_rastrigin_corners_found(diffevo.maximize(problems.rastrigin, seed=s, **kw))
+            for s in (0, 6)]
+    assert low == [8, 8] and sum(high) < 16, (low, high)
