@@ -290,10 +290,12 @@ class Settings:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
 
-    def step_noise(self, ndim: int) -> float:
-        """The step noise at D = ``ndim`` (``'auto'`` resolved)."""
+    def step_noise(self, ndim: int, niching: bool = False) -> float:
+        """The step noise at D = ``ndim`` (``'auto'`` resolved); ``niching``: that of an
+        attempt looking for more of several equal optima (restarts='auto'), where 'auto'
+        is the low-D noise in any D (``diffevo.runner.Run.niche``)."""
         if self.noise == "auto":
-            return AUTO_NOISE_LOW_D if ndim <= AUTO_LOW_D else 1.0
+            return AUTO_NOISE_LOW_D if niching or ndim <= AUTO_LOW_D else 1.0
         return self.noise
 
     def latent(self, ndim: int) -> int | None:

@@ -31,7 +31,7 @@ import numpy as np
 
 from ._boundary import GenerationBoundary
 from ._device import namespace
-from ._settings import AUTO_LOW_D, AUTO_NOISE_LOW_D, Settings, check_factor, check_int
+from ._settings import Settings, check_factor, check_int
 from .checkpoint import load_checkpoint, save_checkpoint, writable_path
 from .evaluation import Evaluator
 from .history import History
@@ -289,8 +289,9 @@ class Run:
 
     def niche(self) -> None:
         """restarts='auto', a restart after two or more optima of the best value turned up:
-        above AUTO_LOW_D dimensions the new attempt steps with the low-D step noise
-        (AUTO_NOISE_LOW_D) when the user left ``noise='auto'``. The first attempt's DDPM-like
+        the new attempt steps with the noise ``Settings.step_noise(ndim, niching=True)``,
+        with ``noise='auto'`` the low-D one (0.1) also above two dimensions; a noise the user
+        set stays. The first attempt's DDPM-like
         noise 1.0 is what finds a single global minimum in 3-D (with 0.1 Rastrigin's and
         Ackley's were lost to neighbouring minima); the restarts are there to find more of
         several equal optima, and the low noise keeps basins: 7.1 and 6.8 of the 8 corner
@@ -298,9 +299,8 @@ class Run:
         (bench/results/latent-noise-znver4-2cpu-2026-12-03.json)."""
         es = self.es
         settings = getattr(es, "settings", None)
-        if (getattr(settings, "noise", None) == "auto" and getattr(es, "ndim", 0) > AUTO_LOW_D
-                and isinstance(getattr(es, "noise", None), float)):
-            es.noise = AUTO_NOISE_LOW_D
+        if isinstance(settings, Settings) and isinstance(getattr(es, "noise", None), float):
+            es.noise = settings.step_noise(es.ndim, niching=True)
 
     def next_attempt(self, new: bool) -> tuple | None:
         """restarts='auto', an attempt ended, having found a ``new`` optimum of the best value
