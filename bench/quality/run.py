@@ -1,12 +1,16 @@
 """diffevo.minimize against pycma at the same budget (issue 13, "done when" item 2).
 
-    python bench/quality/run.py --json bench/results/quality-znver4-2cpu-2026-12-03.json
+    python bench/quality/run.py --json bench/results/quality-emeraldrapids-2cpu-2026-12-06.json
+    python bench/quality/run.py --shift 1.23 --dims 10,30 --seeds 10,5 \
+        --json bench/results/quality-shifted-emeraldrapids-2cpu-2026-12-06.json
 
 Every run: bounds [-5, 5]^D, ``maxfev=60000``; diffevo with every default (popsize, maxiter,
 polish), pycma 4.x with its default popsize (``cma.fmin2``, no restarts) and IPOP-CMA-ES
 (``restarts=9, incpopsize=2``), both from x0 uniform in the box with sigma0 = 2.5 (a quarter of
 the width) and the box as pycma ``bounds``. Fixed seeds 0..S-1; the JSON keeps every run's best
-value and evaluations, and the median per cell.
+value and evaluations, and the median per cell. ``--shift S`` evaluates f(x - S): every
+optimum moved by S in each coordinate (Rosenbrock's from 1 to 1 + S), so a method drawn to
+the box's centre is no longer helped by it.
 """
 
 from __future__ import annotations
@@ -60,6 +64,13 @@ def run_cma(f, d: int, seed: int, ipop: bool) -> tuple[float, int]:
     return best[0], int(es.countevals)
 
 
+def shifted(f, shift: float):
+    """``f(x - shift)``: its optima moved by ``shift`` in each coordinate (f itself at 0)."""
+    if shift == 0:
+        return f
+    return lambda X: f(np.asarray(X, dtype=np.float64) - shift)
+
+
 SOLVERS = {"diffevo": run_diffevo,
            "cma": lambda f, d, s: run_cma(f, d, s, False),
            "ipop-cma": lambda f, d, s: run_cma(f, d, s, True)}
@@ -72,16 +83,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", default="10,5,3", help="seeds per dimension, same order")
     ap.add_argument("--functions", default=",".join(FUNCTIONS))
     ap.add_argument("--solvers", default=",".join(SOLVERS))
+    ap.add_argument("--shift", type=float, default=0.0,
+                    help="evaluate f(x - SHIFT): every optimum moved by SHIFT per coordinate")
     a = ap.parse_args(argv)
     dims = [int(v) for v in a.dims.split(",")]
     seeds = [int(v) for v in a.seeds.split(",")]
-    out: dict = {"budget": BUDGET, "box": [-BOX, BOX], "results": {}}
+    out: dict = {"budget": BUDGET, "box": [-BOX, BOX], "shift": a.shift, "results": {}}
     for d, ns in zip(dims, seeds):
         for name in a.functions.split(","):
             for solver in a.solvers.split(","):
                 t = time.perf_counter()
                 with threadpool_limits(limits=1, user_api="blas"):
-                    runs = [SOLVERS[solver](FUNCTIONS[name], d, s) for s in range(ns)]
+                    runs = [SOLVERS[solver](shifted(FUNCTIONS[name], a.shift), d, s)
+                            for s in range(ns)]
                 best = [r[0] for r in runs]
                 cell = {"best": best, "nfev": [r[1] for r in runs], "median": float(np.median(best)),
                         "seconds": time.perf_counter() - t}

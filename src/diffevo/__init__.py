@@ -13,7 +13,7 @@ from pathlib import Path as _Path
 
 from . import examples
 from .backends import available as available_backends
-from .core import EPS, ddim_step, kde_density, x0_estimate
+from .core import EPS, ddim_step, kde_density, weighted_centre, x0_estimate
 from .reference import BayesianGenerator, DiffEvo, LatentBayesianGenerator, RandomProjection
 from .history import History
 from .mappings import Energy, FitnessMapping, Identity, Power
@@ -83,5 +83,6 @@ __all__ = [
     "minimize",
     "plot",
     "problems",
+    "weighted_centre",
     "x0_estimate",
 ]

@@ -18,7 +18,7 @@ from typing import Any
 __all__ = ["load_checkpoint", "save_checkpoint", "writable_path"]
 
 #: the format of the file: bumped when what it holds changes
-VERSION = 1
+VERSION = 2  # 2: the optimiser keeps its frame (centre); a 1 has none
 
 
 def writable_path(path: Any, name: str) -> Path:

@@ -229,6 +229,31 @@ def _per_coordinate(op, a, f):
         op(a, f[..., None, :], out=a)
 
 
+def weighted_centre(x: Any, weights: Any):
+    """The fitness-weighted mean of a population: the centre of the frame its x0 estimate
+    and DDIM step work in when the diffusion is re-centred (``centre='weighted'``).
+
+    ``m = sum_j w_j x_j / sum_j w_j`` (the plain mean when every weight is 0), summed in
+    float64 and returned in x's dtype. A batch is done population by population, by the
+    same arithmetic, so row r equals the centre of population r alone.
+
+    Args:
+        x: (N, D) population (or (R, N, D)), NumPy or CuPy.
+        weights: (N,) (or (R, N)) non-negative finite weights, the x0 estimate's g.
+
+    Returns:
+        (D,) (or (R, D)) centres on x's device.
+    """
+    xp = namespace(x)
+    if x.ndim == 3:
+        return xp.stack([weighted_centre(x[r], weights[r]) for r in range(x.shape[0])])
+    w = xp.asarray(weights, dtype=xp.float64)
+    total = float(w.sum())
+    xd = x.astype(xp.float64, copy=False)
+    m = (w @ xd) / total if total > 0 else xd.mean(axis=0)
+    return m.astype(x.dtype, copy=False)
+
+
 def ddim_step(
     x_t: Any,
     x0: Any,

@@ -36,7 +36,7 @@ from ._random import as_generator
 from ._settings import Settings, check_int, with_options
 from ._space import search_space
 from ._told import Told, per_group, prepare, stacked
-from .core import ddim_step, x0_estimate
+from .core import ddim_step, weighted_centre, x0_estimate
 from .history import History
 from .result import OptimizeResult, verdict
 from .shaping import batch_key
@@ -95,6 +95,7 @@ class DiffusionEvolution:
         self._u = box.first_population(self._rng, self.popsize, xp, dt)  # in u coordinates
 
         self.noise = s.step_noise(d)
+        self.centred = s.centred(d)
         self.latent_dim = latent_dim = s.latent(d)
         self._proj = None
         if latent_dim is not None:
@@ -308,8 +309,9 @@ class DiffusionEvolution:
         t = self.num_step - 2 - self.generation
         return float(self.alphas[t + 1]), float(self.alphas[t])
 
-    def _latent(self):
-        return None if self._proj is None else self._u @ self._proj.T
+    def _latent(self, u: Any = None):
+        """The latent code of ``u`` (default: the population), None without a latent."""
+        return None if self._proj is None else (self._u if u is None else u) @ self._proj.T
 
     def _key(self, part: str) -> tuple:
         """Equal for runs that share a part of a tell: ``'told'`` (statistics and weights:
@@ -337,13 +339,14 @@ class DiffusionEvolution:
                     for a in (self._center, self._scale, self._low, self._high))
         return {"ask": ("ask", *key, box),
                 "told": ("told", *key, s.maximize, s.nan_policy, s.entropy_resolution),
-                "x0": ("x0", *key, self.latent_dim, s.mode, s.density, s.bandwidth, s.backend,
-                       s.path, s.approx, s.tol, id(s.client)),
-                "step": ("step", *key, self.noise)}
+                "x0": ("x0", *key, self.latent_dim, self.centred, s.mode, s.density,
+                       s.bandwidth, s.backend, s.path, s.approx, s.tol, id(s.client)),
+                "step": ("step", *key, self.noise, self.centred)}
 
-    def _commit(self, t: Told, x0u, u_next) -> None:
+    def _commit(self, t: Told, estimate, u_next) -> None:
         """Apply a prepared tell (assignments only: nothing here can fail half-way; the
-        history row is appended by ``tell_batch``, one call for all runs)."""
+        history row is appended by ``tell_batch``, one call for all runs). ``estimate`` is
+        ``(x0 estimate in the step's frame, the frame's centre or None)`` (:func:`_estimate`)."""
         if t.best is not None:
             self._best_x, self._best_f = t.best
         self._gen_best.append(t.gen_best)
@@ -353,7 +356,8 @@ class DiffusionEvolution:
         self.nfev += self.popsize
         self._asked = None
         if u_next is not None:
-            self._x0u = x0u
+            x0c, centre = estimate
+            self._x0u = x0c if centre is None else x0c + centre
             self._u = u_next
 
     # ------------------------------------------------------------------ stopping
@@ -419,26 +423,38 @@ _INTERNED: dict[tuple, int] = {}
 _NUMBERS = itertools.count()
 
 
-def _estimate(runs: Sequence[DiffusionEvolution], weights: Sequence[Any]) -> list:
-    """The x0 estimates (u coordinates) of alike runs: one call, batched when R > 1."""
+def _estimate(runs: Sequence[DiffusionEvolution], weights: Sequence[Any]) -> list[tuple]:
+    """The x0 estimates of alike runs, one call (batched when R > 1): per run ``(x0, centre)``,
+    x0 in u coordinates less ``centre`` -- the frame the step works in: the weighted mean of
+    the run's members (:func:`diffevo.weighted_centre`, one per run, by the same arithmetic
+    batched or not), or None where the frame is the origin of u."""
     first = runs[0]
     s, at = first.settings, first._alpha_pair()[0]
     opts = dict(density=s.density, bandwidth=s.bandwidth, mode=s.mode, backend=s.x0_backend(),
                 path=s.path, approx=s.approx, tol=s.tol)
-    if len(runs) == 1:
-        return [x0_estimate(first._u, weights[0], at, latent=first._latent(), **opts)]
     xp = first._xp
-    lat = None if first._proj is None else xp.stack([r._latent() for r in runs])
-    x0u = x0_estimate(stacked(runs, "_u"), xp.stack(list(weights)), at, latent=lat, **opts)
-    return [x0u[i] for i in range(len(runs))]
+    centres: list = [None] * len(runs)
+    if first.centred:
+        centres = [weighted_centre(r._u, w) for r, w in zip(runs, weights)]
+        us = [r._u - m for r, m in zip(runs, centres)]
+    else:
+        us = [r._u for r in runs]
+    if len(runs) == 1:
+        x0s = [x0_estimate(us[0], weights[0], at, latent=first._latent(us[0]), **opts)]
+    else:
+        u = stacked(runs, "_u") if centres[0] is None else xp.stack(us)
+        lat = None if first._proj is None else xp.stack([r._latent(ur) for r, ur in zip(runs, us)])
+        x0u = x0_estimate(u, xp.stack(list(weights)), at, latent=lat, **opts)
+        x0s = [x0u[i] for i in range(len(runs))]
+    return list(zip(x0s, centres))
 
 
 
-def _steps(runs: Sequence[DiffusionEvolution], x0us: Sequence[Any]) -> list:
+def _steps(runs: Sequence[DiffusionEvolution], estimates: Sequence[tuple]) -> list:
     """The next populations (u) of alike runs (one ``_key('step')``): one DDIM step over
-    (R, N, D), the noise of run r drawn from run r's generator -- exactly when
-    :func:`diffevo.ddim_step` would draw (its sigma > 0), so each generator advances as in
-    a step of its own."""
+    (R, N, D) in the frame of each run's estimate (:func:`_estimate`), the noise of run r
+    drawn from run r's generator -- exactly when :func:`diffevo.ddim_step` would draw (its
+    sigma > 0), so each generator advances as in a step of its own."""
     first, xp = runs[0], runs[0]._xp
     at, ap = first._alpha_pair()
     sigma = first.noise * math.sqrt(max((1.0 - ap) / (1.0 - at) * (1.0 - at / ap), 0.0))
@@ -449,7 +465,13 @@ def _steps(runs: Sequence[DiffusionEvolution], x0us: Sequence[Any]) -> list:
             opt._rng.standard_normal(out=zr, dtype=zr.dtype)
     elif sigma > 0:
         z = xp.stack([opt._rng.standard_normal(opt._u.shape, dtype=opt._u.dtype) for opt in runs])
-    u = ddim_step(stacked(runs, "_u"), xp.stack(list(x0us)), at, ap, noise=first.noise, z=z)
+    x0s = xp.stack([x0 for x0, _ in estimates])
+    if estimates[0][1] is None:
+        u = ddim_step(stacked(runs, "_u"), x0s, at, ap, noise=first.noise, z=z)
+    else:
+        centres = xp.stack([m for _, m in estimates])[:, None, :]
+        u = ddim_step(stacked(runs, "_u") - centres, x0s, at, ap, noise=first.noise, z=z)
+        u += centres
     rows = [u[i] for i in range(len(runs))]
     for k, (opt, row) in enumerate(zip(runs, rows)):  # valid once committed (see stacked)
         opt._u_row = (u, k, row)

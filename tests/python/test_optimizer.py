@@ -90,6 +90,67 @@ def test_one_generation_is_shaping_then_x0_then_ddim():
                                rtol=1e-12, atol=1e-12)
 
 
+def test_a_centred_generation_steps_in_the_frame_of_the_weighted_mean():
+    """centre='weighted': the first tell equals the core functions applied by hand in the
+    frame u - m, m the fitness-weighted mean of u (and x0_estimate reported in u again);
+    the origin's frame gives another population."""
+    kw = dict(bounds=[(-5, 5)] * 5, num_step=10, seed=5, noise=0.5)
+    es, plain = make(40, centre="weighted", **kw), make(40, centre="origin", **kw)
+    x = es.ask()
+    f = problems.rastrigin(x - 2.0)
+    scale = np.full(5, 10 / math.sqrt(12))
+    u = x / scale
+    a_t, a_prev = es.alphas[9], es.alphas[8]
+    g = AdaptiveEnergy()(f)
+    m = (g @ u) / g.sum()
+    np.testing.assert_allclose(diffevo.weighted_centre(u, g), m, rtol=1e-13)
+    lat = (u - m) @ es._proj.T
+    x0c = diffevo.x0_estimate(u - m, g, a_t, latent=lat, backend=BACKEND)
+    state = np.random.default_rng(5)
+    state.random((40, 5))  # the first population, then the latent's projection
+    state.standard_normal((2, 5))
+    expected = diffevo.ddim_step(u - m, x0c, a_t, a_prev, noise=0.5, rng=state) + m
+    es.tell(f)
+    np.testing.assert_allclose(es._u, expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(es.result.x0_estimate, np.clip(scale * (x0c + m), -5, 5),
+                               rtol=1e-12, atol=1e-12)
+    plain.ask()
+    plain.tell(f)
+    assert not np.allclose(plain._u, es._u, atol=1e-6)
+
+
+def test_centre_auto_is_the_weighted_frame_above_three_dimensions():
+    assert [make(8, bounds=[(-1, 1)] * d).centred for d in (1, 2, 3, 4, 10)] == [
+        False, False, False, True, True]
+    assert make(8, bounds=[(-1, 1)] * 2, centre="weighted").centred
+    assert not make(8, bounds=[(-1, 1)] * 10, centre="origin").centred
+
+
+def test_weighted_centre_of_a_batch_is_each_populations_and_zero_weights_give_the_mean():
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((3, 50, 4)), rng.random((3, 50))
+    w[1] = 0.0
+    m = diffevo.weighted_centre(x, w)
+    for r in range(3):
+        assert np.array_equal(m[r], diffevo.weighted_centre(x[r], w[r]))
+    np.testing.assert_allclose(m[0], (w[0] @ x[0]) / w[0].sum(), rtol=1e-13)
+    np.testing.assert_allclose(m[1], x[1].mean(axis=0), rtol=1e-13)
+    assert diffevo.weighted_centre(x[0].astype(np.float32), w[0]).dtype == np.float32
+
+
+def test_centred_batched_runs_equal_separate_runs():
+    """runs=R with the weighted frame (D = 5): run r is the separate call, bit for bit."""
+    def cost(X):
+        return problems.rastrigin(X - 1.0)
+
+    kw = dict(bounds=[(-5, 5)] * 5, vectorized=True, popsize=96, maxiter=12)
+    batched = diffevo.minimize(cost, runs=3, seed=7, **kw)
+    for res, seed in zip(batched, np.random.SeedSequence(7).spawn(3)):
+        alone = diffevo.minimize(cost, seed=seed, **kw)
+        assert np.array_equal(alone.x, res.x) and alone.fun == res.fun
+        assert alone.nfev == res.nfev and np.array_equal(alone.population, res.population)
+
+
 def test_denoise_final_lands_on_the_x0_estimate():
     """With alpha_prev = 1 the DDIM step returns x0 exactly: last population == last x0 estimate."""
     es = drive(make(64, num_step=6, seed=3), problems.himmelblau)
@@ -339,6 +400,7 @@ def test_dimension_from_x0_ndim_or_bounds():
     (dict(popsize=8, ndim=2, fitness_shaping="softmax"), ValueError, "fitness_shaping must be one of"),
     (dict(popsize=8, ndim=2, latent_dim=0), ValueError, "latent_dim must be >= 1"),
     (dict(popsize=8, ndim=2, latent_dim="big"), ValueError, "latent_dim must be one of"),
+    (dict(popsize=8, ndim=2, centre="middle"), ValueError, "centre must be one of"),
     (dict(popsize=8, ndim=2, nan_policy="omit"), ValueError, "nan_policy must be one of"),
     (dict(popsize=8, ndim=2, mode="fast"), ValueError, "mode must be one of"),
     (dict(popsize=8, ndim=2, backend="gpu"), ValueError, "backend must be one of"),

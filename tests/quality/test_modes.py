@@ -245,6 +245,41 @@ def test_a_target_reached_by_polishing_counts_as_reached():
     assert res.fun <= 1e-12 and res.success and res.stop.get("ftarget") == 1e-12
 
 
+def test_the_result_is_the_best_polished_mode_where_the_population_left_its_basin():
+    """Ackley maximised in [-25, 25]^2 (the defaults, one attempt, seed 0): the search
+    evaluated a point of a corner maximum's basin (value 22.1977) and its final population
+    sat one cell inward (22.186 polished). The result is that corner maximum, polished and the
+    first mode -- not the unpolished point with no mode holding it -- and no evaluated point
+    beats it."""
+    seen: list = []
+
+    def ackley(X):
+        v = problems.ackley(X)
+        seen.append(v.max())
+        return v
+
+    res = diffevo.maximize(ackley, bounds=[(-25, 25)] * 2, vectorized=True, restarts=0, seed=0)
+    best = res.modes[0]
+    assert best["polished"] and res.fun == best["fun"] and np.array_equal(res.x, best["x"])
+    assert res.fun >= max(seen)
+    assert np.allclose(np.abs(res.x), 24.50205, atol=1e-4)  # a corner maximum, not its neighbour
+
+
+def test_a_mode_is_added_for_the_best_point_only_when_it_beats_every_mode():
+    from diffevo.modes import with_best_point
+
+    modes = [{"x": np.zeros(2), "fun": 1.0, "size": 5, "spread": np.full(2, 0.1), "scatter": 0.0},
+             {"x": np.full(2, 3.0), "fun": 2.0, "size": 5, "spread": np.full(2, 0.3), "scatter": 0.0}]
+    assert with_best_point(modes, np.full(2, 9.0), 1.0) is modes  # a tie adds nothing
+    assert with_best_point(modes, None, 0.0) is modes
+    assert with_best_point([], None, math.inf) == []
+    got = with_best_point(modes, np.array([2.5, 2.5]), 0.5)
+    assert got[1:] == modes and got[0]["fun"] == 0.5 and got[0]["size"] == 0
+    assert np.array_equal(got[0]["spread"], modes[1]["spread"])  # the nearest mode's
+    alone = with_best_point([], np.ones(2), 0.5)
+    assert len(alone) == 1 and "spread" not in alone[0]
+
+
 def test_a_basin_of_three_members_in_a_large_population_is_reported_and_polished():
     # 1021 members on three Himmelblau minima, 3 near the fourth (a basin the population
     # was about to lose): the run's modes hold all four, each polished to f < 1e-10
