@@ -3,6 +3,8 @@
     python bench/quality/run.py --json bench/results/quality-emeraldrapids-2cpu-2026-12-06.json
     python bench/quality/run.py --shift 1.23 --dims 10,30 --seeds 10,5 \
         --json bench/results/quality-shifted-emeraldrapids-2cpu-2026-12-06.json
+    python bench/quality/run.py --shift 1.23 --dims 10,30 --seeds 10,5 --solvers diffevo-origin \
+        --json bench/results/quality-shifted-origin-emeraldrapids-2cpu-2026-12-06.json
 
 Every run: bounds [-5, 5]^D, ``maxfev=60000``; diffevo with every default (popsize, maxiter,
 polish), pycma 4.x with its default popsize (``cma.fmin2``, no restarts) and IPOP-CMA-ES
@@ -41,8 +43,9 @@ FUNCTIONS = {"sphere": problems.sphere, "ellipsoid": ellipsoid, "rosenbrock": pr
              "rastrigin": problems.rastrigin, "ackley": problems.ackley}
 
 
-def run_diffevo(f, d: int, seed: int) -> tuple[float, int]:
-    r = diffevo.minimize(f, bounds=[(-BOX, BOX)] * d, vectorized=True, maxfev=BUDGET, seed=seed)
+def run_diffevo(f, d: int, seed: int, **options) -> tuple[float, int]:
+    r = diffevo.minimize(f, bounds=[(-BOX, BOX)] * d, vectorized=True, maxfev=BUDGET, seed=seed,
+                         **options)
     return float(r.fun), int(r.nfev)
 
 
@@ -72,6 +75,7 @@ def shifted(f, shift: float):
 
 
 SOLVERS = {"diffevo": run_diffevo,
+           "diffevo-origin": lambda f, d, s: run_diffevo(f, d, s, centre="origin"),
            "cma": lambda f, d, s: run_cma(f, d, s, False),
            "ipop-cma": lambda f, d, s: run_cma(f, d, s, True)}
 
@@ -82,7 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dims", default="10,30,100")
     ap.add_argument("--seeds", default="10,5,3", help="seeds per dimension, same order")
     ap.add_argument("--functions", default=",".join(FUNCTIONS))
-    ap.add_argument("--solvers", default=",".join(SOLVERS))
+    ap.add_argument("--solvers", default="diffevo,cma,ipop-cma",
+                    help=f"comma-separated, of {', '.join(SOLVERS)} (diffevo-origin: the frame "
+                         "at the box's centre, centre='origin')")
     ap.add_argument("--shift", type=float, default=0.0,
                     help="evaluate f(x - SHIFT): every optimum moved by SHIFT per coordinate")
     a = ap.parse_args(argv)
