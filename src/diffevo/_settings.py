@@ -41,8 +41,9 @@ The choices made here, and why:
   every coordinate toward the population's mean: the population converged between the
   optimum and the box's centre. Rastrigin in 10-D with its optimum moved to x_i = 1.23
   ([-5, 5]^10, maxfev 60,000, 10 seeds): median 3.98 with the origin, 1.3e-13 centred
-  (Ackley 30-D, same shift, 5 seeds: 1.5 -> 3.4e-8; bench/quality/run.py --shift); problems whose optimum sits at the box's
-  centre lose that free pull (10-D unchanged; see the README's quality table). In 1-3
+  (Ackley 30-D, same shift, 5 seeds: 1.5 -> 3.4e-8; bench/quality/run.py --shift);
+  problems whose optimum sits at the box's centre lose that free pull (10-D unchanged;
+  see the README's quality table). In 1-3
   dimensions the origin stays: niching there keeps basins all over the box, and the
   weighted mean, drawn to the best basin, cost CEC 2013's 2-D Vincent its narrow maxima
   (all 36 in 6 of 10 seeds against 20 of 20).

@@ -268,8 +268,11 @@ def test_the_result_is_the_best_polished_mode_where_the_population_left_its_basi
 def test_a_mode_is_added_for_the_best_point_only_when_it_beats_every_mode():
     from diffevo.modes import with_best_point
 
-    modes = [{"x": np.zeros(2), "fun": 1.0, "size": 5, "spread": np.full(2, 0.1), "scatter": 0.0},
-             {"x": np.full(2, 3.0), "fun": 2.0, "size": 5, "spread": np.full(2, 0.3), "scatter": 0.0}]
+    def mode(x: float, fun: float, spread: float) -> dict:
+        return {"x": np.full(2, x), "fun": fun, "size": 5, "spread": np.full(2, spread),
+                "scatter": 0.0}
+
+    modes = [mode(0.0, 1.0, 0.1), mode(3.0, 2.0, 0.3)]
     assert with_best_point(modes, np.full(2, 9.0), 1.0) is modes  # a tie adds nothing
     assert with_best_point(modes, None, 0.0) is modes
     assert with_best_point([], None, math.inf) == []
