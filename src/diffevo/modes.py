@@ -37,7 +37,10 @@ runs of ``minimize(runs=R)`` that end together, their polishes advancing in lock
 what polishing the final modes left, it adds the basins a run's populations held at
 ``SNAPSHOT_AT`` of an attempt's schedule and had left by its end (:func:`keep_snapshot`,
 :func:`lost_basins`: a hill-valley test against the nearest mode), polished too and reported
-with ``size`` 0. Without ``maxfev`` the budget is ``POLISH_SHARE`` of the evaluations of every
+with ``size`` 0. Last, with the share of the budget the polishes before leave (``HOP_RESERVE``),
+:func:`basin_hops` looks one basin over from the best modes no better neighbour flanks: a
+box that cuts the best basins (Ackley's corners) leaves the population one basin inward.
+Without ``maxfev`` the budget is ``POLISH_SHARE`` of the evaluations of every
 attempt, so restarts bring their basins and the evaluations to polish them.
 """
 
@@ -56,7 +59,7 @@ from ._device import namespace, to_numpy
 from .evaluation import _OrNaN  # the on_error='nan' wrapper: see Cost.key
 from .polish import Counted, drive, one_thread_blas, polish_each, polish_modes
 
-__all__ = ["Cost", "attempt_modes", "attempt_modes_many", "final_of", "find_modes",
+__all__ = ["Cost", "attempt_modes", "attempt_modes_many", "basin_hops", "final_of", "find_modes",
            "find_modes_many", "finish", "finish_runs", "hill_parted", "keep_final",
            "keep_snapshot", "lost_basins", "merge_modes", "merge_modes_many", "min_mode_size",
            "run_modes", "taboo_radii", "tied_basins", "with_best_point", "zoom_box"]
@@ -89,6 +92,23 @@ HILL_TESTS = 5
 #: 0.25, 0.92 from the mode 1.17, units of 0.153 stepped to 0.504, out of the basin of 0.333;
 #: 0.05 down to 0.01 reached it, in 24-30 evaluations)
 SEGMENT_UNIT = 1 / 32
+
+#: basin hops (:func:`basin_hops`): from at most this many of a run's best modes, in at most
+#: this many rounds (a better mode a hop found is a source of the next round: Ackley's corner
+#: three cells from the nearest mode took three), spending at most this share of what the
+#: polishes before left per round
+HOP_SOURCES = 32
+HOP_ROUNDS = 4
+HOP_SHARE = 0.5
+
+#: a round polishes at most this many of a run's hops, the best (Ackley's corners are 0.003
+#: above the cells beside them; the hops that lead inward, polished too, spent the budget
+#: before the third round)
+HOP_POLISH = 8
+
+#: the share of a run's polishing budget the final modes and lost basins leave to the hops
+#: (Ackley maximised in [-32.768, 32.768]^2 polishes ~580 modes, which spent all of it)
+HOP_RESERVE = 0.1
 
 #: polished modes closer than this (Euclidean, in units of the run's scale) are one
 MERGE_XTOL = 1e-4
@@ -475,6 +495,88 @@ def lost_basins(counted: Counted, modes: list[dict], candidates: list[dict],
             for c, h, s in zip(candidates, hill, step) if h]
 
 
+def basin_hops(counted: Counted, modes: list[dict], sources: list[dict], bounds: Any,
+               scale: Any) -> list[dict]:
+    """Points one basin over from each of ``sources`` (polished modes, best first) that are
+    better than their source, to be polished: a basin-hopping step over the lattice the found
+    modes draw, ONE call of ``counted``.
+
+    From a source, the hops go to its mirror images over its ``2 D`` nearest modes (the next
+    basin on the line through two found ones) and along each coordinate, both ways, by the
+    smallest offset along it of those modes and by half of it (the modes found may be every
+    other basin: Ackley's cells are 1 apart, the modes near a corner it missed 2), clipped to
+    ``bounds``; a hop that lands within a quarter of its length (units of ``scale``) of a
+    polished mode or of an earlier hop is dropped.
+    The hops of the best ``HOP_SOURCES`` sources that fit in ``HOP_SHARE`` of the budget are
+    evaluated. Why: where a box cuts the corner basins (Ackley maximised in [-32.768, 32.768]^2:
+    the corner maximum 22.3203 at (32.5, 32.5), its neighbours one cell inward 0.003 lower) the
+    population ended one cell inward in 15 of 20 seeds; the hops from those modes land on the
+    corners.
+
+    Returns:
+        The best ``HOP_POLISH`` hops better than their source, ``size`` 0, polished in units of at most
+        ``SEGMENT_UNIT`` of their hop (so the polish stays in the basin it landed in).
+    """
+    budget = int(HOP_SHARE * counted.left)
+    if len(modes) < 2 or not sources or budget < 1:
+        return []
+    mx = np.array([m["x"] for m in modes], dtype=np.float64)
+    d = mx.shape[1]
+    unit = _unit(mx, scale)
+    um = mx / unit
+    # the lattice: polished modes only (an unpolished one, out of budget, lies anywhere in
+    # its basin, maybe beside a polished copy: a hop of that distance goes nowhere)
+    lattice = np.array([m["polished"] for m in modes])
+    low, high = (None, None) if bounds is None else bounds
+    taken, origin, reach = np.empty((0, d)), [], []
+    for k, src in enumerate(sources[:HOP_SOURCES]):
+        x = np.asarray(src["x"], dtype=np.float64)
+        dist = np.sqrt(((um - x / unit) ** 2).sum(axis=1))
+        others = np.flatnonzero(lattice & (dist > MERGE_XTOL))  # (x's unmerged copies are not)
+        if not others.size:
+            continue
+        near = others[np.argsort(dist[others], kind="stable")[:2 * d]]
+        h = dist[near[0]]
+        # per coordinate, the lattice's step: the smallest offset of a near mode along it
+        off = np.abs(um[near] - x / unit)
+        step = np.where(off > MERGE_XTOL, off, np.inf).min(axis=0)
+        step = np.where(np.isfinite(step), step, h)
+        axes = np.concatenate([np.diag(step), -np.diag(step)])
+        hops = np.concatenate([2 * x - mx[near], x + axes * unit, x + axes * unit / 2])
+        span = np.concatenate([np.full(near.size, h), step, step, step / 2, step / 2])
+        if low is not None:
+            hops = np.clip(hops, low, high)
+        u = hops / unit
+        fresh = _pair_dist(u, um[lattice]).min(axis=1) >= span / 4
+        if origin:
+            fresh &= (_pair_dist(u, taken / unit) >= np.array(reach) / 4).all(axis=1)
+        among = _pair_dist(u, u) >= np.minimum.outer(span, span) / 4
+        for j in np.flatnonzero(fresh):  # one hop of those landing together
+            if fresh[j]:
+                fresh[j + 1:] &= among[j, j + 1:]
+        hops = hops[fresh]
+        taken = np.concatenate([taken, hops])
+        origin += [k] * hops.shape[0]
+        reach += span[fresh].tolist()
+        if len(origin) >= budget:
+            break
+    if not origin:
+        return []
+    taken, origin, reach = taken[:budget], origin[:budget], reach[:budget]
+    vals = counted(taken)
+    out = []
+    for p, k, h, v in zip(taken, origin, reach, vals.tolist()):
+        if v < sources[k]["fun"]:
+            spread = np.minimum(_spread(sources[k], d), h * unit * SEGMENT_UNIT)
+            out.append({"x": p, "fun": v, "size": 0, "spread": spread})
+    return sorted(out, key=lambda c: c["fun"])[:HOP_POLISH]
+
+
+def _pair_dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(n, m) Euclidean distances between the rows of a (n, D) and b (m, D)."""
+    return np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(axis=2))
+
+
 def hill_parted(counted: Counted, a: list[dict], b: list[dict]) -> list[bool]:
     """Whether a hill parts mode ``a[k]`` from mode ``b[k]`` (dicts with ``x`` and ``fun``, a
     cost), by the hill-valley test: ONE call of ``counted``; all False when its budget does
@@ -592,6 +694,63 @@ def with_best_point(modes: list[dict], x: Any, cost: float) -> list[dict]:
     return [best, *modes]
 
 
+def _hop_rounds(lanes: dict, plans: list, bounds: list) -> None:
+    """Up to ``HOP_ROUNDS`` rounds of :func:`basin_hops` from each polished run's best modes,
+    then from the new modes the round before found; each round's hops of all runs polished in
+    lockstep (one objective call per round of their stencils) and added to the runs' modes."""
+    sources = {i: _lattice_peaks(plans[i][2], plans[i][1])
+               for group in lanes.values() for i, _, _ in group}
+    for _ in range(HOP_ROUNDS):
+        hops: dict = {}
+        for key, group in lanes.items():
+            for i, _, cost in group:
+                if sources.get(i) and plans[i][3].left > 0:
+                    found = basin_hops(plans[i][3], plans[i][2], sources[i], bounds[i], plans[i][1])
+                    if found:
+                        hops.setdefault(key, []).append(
+                            (i, polish_each(plans[i][3], found, bounds[i], None), cost))
+        if not hops:
+            return
+        start = {i: len(plans[i][2]) for group in hops.values() for i, _, _ in group}
+        _drive_lanes(hops, plans, replace=False)
+        sources = {i: _new_modes(plans[i][2][:n], plans[i][2][n:], plans[i][1])
+                   for i, n in start.items()}
+
+
+def _lattice_peaks(modes: list[dict], scale: Any) -> list[dict]:
+    """The polished modes better than each of their ``2 D`` nearest (units of ``scale``;
+    copies closer than ``MERGE_XTOL`` are not neighbours), best first: where a hop may find
+    a basin no mode holds. A mode with a better neighbour sits on the slope of a known one
+    (Ackley's cells one inward of a found corner), and its best hop leads there."""
+    polished = [m for m in modes if m["polished"]]
+    if len(polished) < 2:
+        return polished
+    pts = np.array([m["x"] for m in polished], dtype=np.float64)
+    fun = np.array([m["fun"] for m in polished])
+    dist = _pair_dist(*(2 * [pts / _unit(pts, scale)]))
+    dist[dist <= MERGE_XTOL] = np.inf
+    near = np.argsort(dist, axis=1, kind="stable")[:, :2 * pts.shape[1]]
+    near_f = np.where(np.isfinite(np.take_along_axis(dist, near, axis=1)), fun[near], np.inf)
+    peak = (near_f >= fun[:, None]).all(axis=1)
+    return sorted((m for m, p in zip(polished, peak) if p), key=lambda m: m["fun"])
+
+
+def _new_modes(known: list[dict], found: list[dict], scale: Any) -> list[dict]:
+    """The polished ``found`` farther than ``MERGE_XTOL`` (units of ``scale``) from every
+    ``known`` mode and from each other (the best of those that meet), best first."""
+    found = sorted((m for m in found if m["polished"]), key=lambda m: m["fun"])
+    if not found:
+        return []
+    pts = np.array([m["x"] for m in known + found], dtype=np.float64)
+    u = pts / _unit(pts, scale)
+    out, kept = [], list(range(len(known)))
+    for j, mode in enumerate(found, start=len(known)):
+        if not kept or _pair_dist(u[j:j + 1], u[kept]).min() > MERGE_XTOL:
+            out.append(mode)
+            kept.append(j)
+    return out
+
+
 def finish_runs(evaluate: Callable | None, finished: list[tuple[Any, dict]]) -> list[tuple]:
     """:func:`run_modes` of several runs ``[(run, stop), ...]`` at once: their polishes
     advance in lockstep (:func:`drive`), one objective call per round for all of them,
@@ -610,14 +769,16 @@ def finish_runs(evaluate: Callable | None, finished: list[tuple[Any, dict]]) -> 
         allowed = evaluate is not None and s.polish and not any(k in stop for k in NO_POLISH)
         budget = (s.maxfev - run.nfev if s.maxfev is not None
                   else int(POLISH_SHARE * max(run.nfev, run.popsize * s.num_step)))
-        counted = None
+        counted = first = None
         if allowed and modes:  # (a run's result is built only when it is polished)
             pop = es.result.get("population")
             cost = Cost(evaluate, sign, np if pop is None else namespace(pop))
             counted = Counted(cost, max(0, budget))
-            lane = polish_each(counted, modes, getattr(boxes[len(plans)], "bounds", None), None)
+            # the modes and lost basins leave HOP_RESERVE of the budget to the basin hops
+            first = Counted(None, int((1 - HOP_RESERVE) * counted.maxfev), parent=counted)
+            lane = polish_each(first, modes, getattr(boxes[len(plans)], "bounds", None), None)
             lanes.setdefault(cost.key(), []).append((len(plans), lane, cost))
-        plans.append([sign, scale, [dict(m, polished=False) for m in modes], counted])
+        plans.append([sign, scale, [dict(m, polished=False) for m in modes], counted, first])
     if lanes:
         with one_thread_blas():
             _drive_lanes(lanes, plans, replace=True)
@@ -625,17 +786,18 @@ def finish_runs(evaluate: Callable | None, finished: list[tuple[Any, dict]]) -> 
             # run and had left by its end (lost_basins), polished too; the earlier populations
             # of every run clustered in one call, the hill-valley test one call per run
             pending = [(i, cost) for group in lanes.values() for i, _, cost in group
-                       if getattr(finished[i][0], "snapshots", []) and plans[i][3].left > 0]
+                       if getattr(finished[i][0], "snapshots", []) and plans[i][4].left > 0]
             earlier = attempt_modes_many(
                 [(finished[i][0].snapshots, plans[i][1], min_mode_size(finished[i][0].popsize))
                  for i, _ in pending], phi=SNAPSHOT_PHI)
             later: dict = {}
             for (i, cost), candidates in zip(pending, earlier):
-                lost = lost_basins(plans[i][3], plans[i][2], candidates, plans[i][1])
+                lost = lost_basins(plans[i][4], plans[i][2], candidates, plans[i][1])
                 if lost:
-                    lane = polish_each(plans[i][3], lost, getattr(boxes[i], "bounds", None), None)
+                    lane = polish_each(plans[i][4], lost, getattr(boxes[i], "bounds", None), None)
                     later.setdefault(cost.key(), []).append((i, lane, cost))
             _drive_lanes(later, plans, replace=False)
+            _hop_rounds(lanes, plans, [getattr(box, "bounds", None) for box in boxes])
     for (run, _), plan in zip(finished, plans):
         # restarts='auto' polished the optima of the best value it compared between attempts
         # (counted then): they are modes whether or not this polish reaches them again (its
@@ -643,7 +805,7 @@ def finish_runs(evaluate: Callable | None, finished: list[tuple[Any, dict]]) -> 
         # an attempt held only half-way through its schedule are tested)
         plan[2] = plan[2] + [{"x": t["x"], "fun": t["fun"], "size": 0, "polished": True}
                              for t in getattr(run, "ties", [])]
-    merged = merge_modes_many([(modes, scale) for _, scale, modes, _ in plans])
+    merged = merge_modes_many([(modes, scale) for _, scale, modes, *_ in plans])
     return [([{"x": m["x"], "fun": sign * m["fun"], "size": m["size"], "polished": m["polished"]}
               for m in modes], 0 if counted is None else counted.nfev)
-            for (sign, _, _, counted), modes in zip(plans, merged)]
+            for (sign, _, _, counted, _), modes in zip(plans, merged)]

@@ -23,11 +23,12 @@ class Calls:
     """A vectorised objective that counts every point it is given."""
 
     def __init__(self, f):
-        self.f, self.n = f, 0
+        self.f, self.n, self.calls = f, 0, 0
 
     def __call__(self, X):
         X = np.atleast_2d(X)
         self.n += X.shape[0]
+        self.calls += 1
         return self.f(X)
 
 
@@ -281,6 +282,70 @@ def test_a_mode_is_added_for_the_best_point_only_when_it_beats_every_mode():
     assert np.array_equal(got[0]["spread"], modes[1]["spread"])  # the nearest mode's
     alone = with_best_point([], np.ones(2), 0.5)
     assert len(alone) == 1 and "spread" not in alone[0]
+
+
+def _lattice_cost(X):
+    """Basins at the integer points, each 0.01 better per unit of x0 + x1 (cost)."""
+    X = np.atleast_2d(X)
+    return ((X - np.round(X)) ** 2).sum(axis=1) - 0.01 * X.sum(axis=1)
+
+
+def _lattice_mode(x: tuple, polished: bool = True) -> dict:
+    x = np.array(x, dtype=np.float64)
+    return {"x": x, "fun": float(_lattice_cost(x)[0]), "size": 5, "polished": polished,
+            "spread": np.full(2, 0.1)}
+
+
+def test_basin_hops_land_on_the_lattice_point_no_mode_holds_and_keep_the_budget():
+    """Modes at the lattice points (2, 3), (3, 2), (2, 2), (1, 3) of [0, 3.4]^2; the best
+    basin, (3, 3), holds none. The hops from (3, 2) (one step up) and from (2, 3) land on it:
+    one hop is evaluated there, better than its source, with a polishing unit of at most
+    SEGMENT_UNIT of its step; no hop lands on a polished mode; ONE call within HOP_SHARE of
+    the budget, none when that is nothing."""
+    from diffevo.modes import HOP_SHARE, SEGMENT_UNIT, basin_hops
+
+    cost = Calls(_lattice_cost)
+    modes = [_lattice_mode(x) for x in [(2, 3), (3, 2), (2, 2), (1, 3)]]
+    sources = sorted(modes, key=lambda m: m["fun"])
+    bounds = (np.zeros(2), np.full(2, 3.4))
+    out = basin_hops(Counted(cost, 1000), modes, sources, bounds, scale=np.ones(2))
+    assert cost.calls == 1 and 0 < cost.n <= HOP_SHARE * 1000
+    best = out[0]
+    assert np.allclose(best["x"], [3, 3]) and best["size"] == 0
+    assert best["fun"] < sources[0]["fun"] and np.all(best["spread"] <= SEGMENT_UNIT + 1e-12)
+    assert sum(np.allclose(m["x"], [3, 3]) for m in out) == 1  # the hops landing there: one
+    for m in out:  # only hops better than a source, none on a mode
+        assert m["fun"] < sources[-1]["fun"]
+        assert min(np.linalg.norm(m["x"] - k["x"]) for k in modes) > 0.2
+    assert basin_hops(Counted(cost, 1), modes, sources, bounds, scale=np.ones(2)) == []
+    assert cost.calls == 1
+
+
+def test_basin_hops_step_by_each_coordinates_offset_and_ignore_unpolished_modes():
+    """The nearest mode of (3, 2) is diagonal, (2, 3) at sqrt 2: its hops along each axis step
+    by the offset along it (1), so (3, 3) is reached; an unpolished mode beside (3, 3) (a
+    basin out of budget, anywhere in it) neither shortens the step nor hides the hop."""
+    from diffevo.modes import basin_hops
+
+    cost = Calls(_lattice_cost)
+    modes = [_lattice_mode((3, 2)), _lattice_mode((2, 3)), _lattice_mode((2.9, 3.1), False)]
+    out = basin_hops(Counted(cost, 1000), modes, modes[:1], (np.zeros(2), np.full(2, 3.4)),
+                     scale=np.ones(2))
+    assert out and np.allclose(out[0]["x"], [3, 3])
+
+
+def test_every_corner_maximum_of_ackley_in_its_usual_box_is_a_mode():
+    """Ackley maximised in [-32.768, 32.768]^2 (the defaults): the four maxima 22.3203 at
+    (+-32.5, +-32.5) sit in corner basins the box cuts, 0.003 above the cells beside them;
+    the population ended one cell inward in 15 of 20 seeds. The basin hops from those modes
+    reach them: all four are polished modes in each seed."""
+    corners = np.array(list(itertools.product([-32.50041405, 32.50041405], repeat=2)))
+    for seed in (6, 7):
+        res = diffevo.maximize(problems.ackley, bounds=[(-32.768, 32.768)] * 2,
+                               vectorized=True, seed=seed)
+        top = [m for m in res.modes if abs(m["fun"] - 22.320334848401284) < 1e-6]
+        got = np.array([m["x"] for m in top])
+        assert all(np.min(np.linalg.norm(got - c, axis=1)) < 1e-3 for c in corners), seed
 
 
 def test_a_basin_of_three_members_in_a_large_population_is_reported_and_polished():
@@ -696,6 +761,8 @@ def test_restarts_above_two_dimensions_step_with_the_low_noise(monkeypatch):
         runner.Run.niche(SimpleNamespace(es=es))
         assert es.noise == after
     monkeypatch.setattr(runner.Run, "niche", lambda self: None)
+    # (without the basin hops, which reach the corners the high noise's attempts missed)
+    monkeypatch.setattr("diffevo.modes.HOP_ROUNDS", 0)
     high = [_rastrigin_corners_found(diffevo.maximize(problems.rastrigin, seed=s, **kw))
             for s in (0, 6)]
     assert low == [8, 8] and sum(high) < 16, (low, high)
