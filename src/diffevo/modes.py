@@ -54,6 +54,7 @@ import numpy as np
 from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
+from scipy.spatial.distance import cdist
 
 from ._device import namespace, to_numpy
 from .evaluation import _OrNaN  # the on_error='nan' wrapper: see Cost.key
@@ -514,8 +515,8 @@ def basin_hops(counted: Counted, modes: list[dict], sources: list[dict], bounds:
     corners.
 
     Returns:
-        The best ``HOP_POLISH`` hops better than their source, ``size`` 0, polished in units of at most
-        ``SEGMENT_UNIT`` of their hop (so the polish stays in the basin it landed in).
+        The best ``HOP_POLISH`` hops better than their source, ``size`` 0, polished in units
+        of at most ``SEGMENT_UNIT`` of their hop (so the polish stays in the basin it landed in).
     """
     budget = int(HOP_SHARE * counted.left)
     if len(modes) < 2 or not sources or budget < 1:
@@ -547,10 +548,10 @@ def basin_hops(counted: Counted, modes: list[dict], sources: list[dict], bounds:
         if low is not None:
             hops = np.clip(hops, low, high)
         u = hops / unit
-        fresh = _pair_dist(u, um[lattice]).min(axis=1) >= span / 4
+        fresh = cdist(u, um[lattice]).min(axis=1) >= span / 4
         if origin:
-            fresh &= (_pair_dist(u, taken / unit) >= np.array(reach) / 4).all(axis=1)
-        among = _pair_dist(u, u) >= np.minimum.outer(span, span) / 4
+            fresh &= (cdist(u, taken / unit) >= np.array(reach) / 4).all(axis=1)
+        among = cdist(u, u) >= np.minimum.outer(span, span) / 4
         for j in np.flatnonzero(fresh):  # one hop of those landing together
             if fresh[j]:
                 fresh[j + 1:] &= among[j, j + 1:]
@@ -570,11 +571,6 @@ def basin_hops(counted: Counted, modes: list[dict], sources: list[dict], bounds:
             spread = np.minimum(_spread(sources[k], d), h * unit * SEGMENT_UNIT)
             out.append({"x": p, "fun": v, "size": 0, "spread": spread})
     return sorted(out, key=lambda c: c["fun"])[:HOP_POLISH]
-
-
-def _pair_dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(n, m) Euclidean distances between the rows of a (n, D) and b (m, D)."""
-    return np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(axis=2))
 
 
 def hill_parted(counted: Counted, a: list[dict], b: list[dict]) -> list[bool]:
@@ -727,7 +723,8 @@ def _lattice_peaks(modes: list[dict], scale: Any) -> list[dict]:
         return polished
     pts = np.array([m["x"] for m in polished], dtype=np.float64)
     fun = np.array([m["fun"] for m in polished])
-    dist = _pair_dist(*(2 * [pts / _unit(pts, scale)]))
+    u = pts / _unit(pts, scale)
+    dist = cdist(u, u)
     dist[dist <= MERGE_XTOL] = np.inf
     near = np.argsort(dist, axis=1, kind="stable")[:, :2 * pts.shape[1]]
     near_f = np.where(np.isfinite(np.take_along_axis(dist, near, axis=1)), fun[near], np.inf)
@@ -745,7 +742,7 @@ def _new_modes(known: list[dict], found: list[dict], scale: Any) -> list[dict]:
     u = pts / _unit(pts, scale)
     out, kept = [], list(range(len(known)))
     for j, mode in enumerate(found, start=len(known)):
-        if not kept or _pair_dist(u[j:j + 1], u[kept]).min() > MERGE_XTOL:
+        if not kept or cdist(u[j:j + 1], u[kept]).min() > MERGE_XTOL:
             out.append(mode)
             kept.append(j)
     return out
