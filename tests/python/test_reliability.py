@@ -231,6 +231,16 @@ def test_checkpoint_and_resume_arguments_are_checked(tmp_path):
         diffevo.minimize(problems.sphere, **MIN, checkpoint_every=0)
 
 
+def _skip_without_sigint() -> None:
+    """Skip where a SIGINT cannot reach the run: off the main thread, or where the process
+    ignores it (a job started with ``&`` by a non-interactive shell inherits SIG_IGN, and the
+    runner rightly keeps a handler it did not install)."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals reach the main thread only")
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        pytest.skip("this process ignores SIGINT (a background job)")
+
+
 def test_ctrl_c_during_the_objective_returns_the_best_so_far():
     """A real SIGINT while fun runs: the generations before it are kept, success=False."""
     calls = []
@@ -241,8 +251,7 @@ def test_ctrl_c_during_the_objective_returns_the_best_so_far():
             signal.raise_signal(signal.SIGINT)
         return problems.sphere(x)
 
-    if threading.current_thread() is not threading.main_thread():
-        pytest.skip("signals reach the main thread only")
+    _skip_without_sigint()
     res = diffevo.minimize(objective, **MIN, seed=0)
     assert res.nit == 3 and res.stop == {"interrupted": "KeyboardInterrupt"}
     assert not res.success and res.x is not None and res.fun == res.history.best_ever[-1]
@@ -374,8 +383,7 @@ def test_an_objective_writing_into_its_input_cannot_move_the_run():
 def test_ctrl_c_during_the_bookkeeping_waits_for_the_generation_boundary(tmp_path):
     """A SIGINT outside the objective (here: in the callback) ends the run at the next
     boundary: the generation it arrived in is complete, and a resume continues bit for bit."""
-    if threading.current_thread() is not threading.main_thread():
-        pytest.skip("signals reach the main thread only")
+    _skip_without_sigint()
 
     def callback(res):
         if res.nit == 3:
